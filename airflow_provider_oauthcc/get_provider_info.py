@@ -1,2 +1,39 @@
-def get_provider_info():
-    return {"package-name": "airflow-provider-oauthcc", "name": "OAuth CC", "description": "x", "versions": ["0.1.0"], "connection-types": []}
+"""Provider metadata, read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from airflow_provider_oauthcc import __version__
+    from airflow_provider_oauthcc.connection_fields import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+    return {
+        "package-name": "airflow-provider-oauthcc",
+        "name": "OAuth 2.0 Client Credentials",
+        "description": "Call OAuth 2.0 client-credentials protected HTTP APIs from Airflow.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "OAuth 2.0 Client Credentials",
+                "external-doc-url": "https://www.rfc-editor.org/rfc/rfc6749#section-4.4",
+                "tags": ["protocol"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "OAuth 2.0 Client Credentials",
+                "python-modules": ["airflow_provider_oauthcc.hooks.oauth_cc"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_oauthcc.hooks.oauth_cc.OAuthCCHook",
+                "hook-name": "OAuth2 Client Credentials",
+                "connection-type": "oauth2_client_credentials",
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                "conn-fields": CONN_FIELDS,
+            }
+        ],
+    }

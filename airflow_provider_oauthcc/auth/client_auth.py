@@ -1,0 +1,96 @@
+"""Client authentication at the token endpoint (RFC 6749 §2.3, RFC 7523, RFC 8705).
+
+Each method is one of authlib's pluggable callables ``(auth, method, uri, headers, body)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from airflow_provider_oauthcc.auth import masking
+from airflow_provider_oauthcc.auth.config import ClientConfig
+
+ASSERTION_LIFETIME = 300
+AuthCallable = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
+
+
+class ClientAuthenticator:
+    """Adds the configured client authentication to a token request."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        from authlib.oauth2.auth import ClientAuth
+
+        self._config = config
+        secret: Any = config.client_secret
+        method: str | AuthCallable = config.auth_method
+        if config.auth_method == "private_key_jwt":
+            secret = _import_private_key(config)
+            method = self._jwt_assertion
+        elif config.auth_method == "client_secret_jwt":
+            method = self._jwt_assertion
+        elif config.auth_method == "tls_client_auth":
+            # RFC 8705 §2: the TLS client certificate authenticates; the body names the client.
+            method = "none"
+        self._client_auth = ClientAuth(config.client_id, secret, method)
+
+    def prepare(self, uri: str, headers: dict[str, str], body: str) -> tuple[dict[str, str], str]:
+        _, headers, body = self._client_auth.prepare("POST", uri, headers, body)
+        return headers, body
+
+    def _jwt_assertion(
+        self, auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        from authlib.common.urls import add_params_to_qs
+        from authlib.oauth2.rfc7523 import client_secret_jwt_sign, private_key_jwt_sign
+        from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
+
+        config = self._config
+        now = int(time.time())
+        # Fresh claims each time: authlib writes the jti into the dict it is given.
+        claims = {"iat": now, "exp": now + ASSERTION_LIFETIME}
+        header = {"kid": config.key_id} if config.key_id else None
+        sign = (
+            private_key_jwt_sign
+            if config.auth_method == "private_key_jwt"
+            else client_secret_jwt_sign
+        )
+        if config.auth_method == "client_secret_jwt":
+            from joserfc.jwk import OctKey
+
+            key: Any = OctKey.import_key(auth.client_secret)
+        else:
+            key = auth.client_secret
+        assertion = sign(
+            key,
+            client_id=config.client_id,
+            token_endpoint=uri,
+            alg=config.signing_algorithm,
+            claims=claims,
+            header=header,
+        )
+        masking.mask(assertion)
+        body = add_params_to_qs(
+            body or "",
+            [("client_assertion_type", ASSERTION_TYPE), ("client_assertion", assertion)],
+        )
+        # RFC 7523 §3 makes client_id optional; Okta and Entra ID ask for it all the same.
+        body = add_params_to_qs(body, [("client_id", config.client_id)])
+        return uri, headers, body
+
+
+def _import_private_key(config: ClientConfig) -> Any:
+    from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+    from airflow_provider_oauthcc.auth.config import private_key_type
+
+    assert config.private_key is not None
+    key_class: Any = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}[
+        private_key_type(config.private_key, config.private_key_passphrase)
+    ]
+    return key_class.import_key(
+        config.private_key,
+        parameters={"kid": config.key_id} if config.key_id else None,
+        password=config.private_key_passphrase,
+    )

@@ -1,0 +1,411 @@
+"""ClientConfig: the connection's OAuth settings, parsed and validated before any network call."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
+
+AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+)
+SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
+CACHE_BACKENDS = ("memory",)
+
+# Extras keys. Airflow hides any extra whose key contains a sensitive word ("token", "secret",
+# "private_key", "proxy" ...), so the non-secret ones are named to stay visible.
+OAUTH_KEYS = frozenset(
+    {
+        "auth_url",
+        "issuer",
+        "scope",
+        "audience",
+        "resource",
+        "auth_method",
+        "private_key",
+        "private_key_passphrase",
+        "key_id",
+        "signing_algorithm",
+        "client_cert",
+        "client_cert_key",
+        "request_params",
+        "verify",
+        "timeout",
+        "proxies",
+        "allow_insecure_http",
+        "default_expires_in",
+        "headers",
+        "cache_backend",
+    }
+)
+# HttpHook's session options, honoured for API requests as HttpHook honours them.
+SESSION_KEYS = frozenset(
+    {"stream", "allow_redirects", "max_redirects", "trust_env", "check_response", "verify_ssl"}
+)
+# Token-request parameters that the grant and client authentication own.
+RESERVED_PARAMS = frozenset(
+    {
+        "grant_type",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+        "scope",
+        "audience",
+        "resource",
+    }
+)
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_EXPIRES_IN = 300
+
+_ALGORITHMS_BY_KEY_TYPE = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512"),
+    "OKP": ("EdDSA",),
+}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Validated OAuth client settings. Secrets are kept out of ``repr``."""
+
+    client_id: str
+    token_url: str | None
+    issuer: str | None = None
+    auth_method: str = "client_secret_basic"
+    client_secret: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    private_key_passphrase: str | None = field(default=None, repr=False)
+    key_id: str | None = None
+    signing_algorithm: str | None = None
+    client_cert: str | None = None
+    client_cert_key: str | None = None
+    scope: str | None = None
+    audience: str | None = None
+    resource: tuple[str, ...] = ()
+    request_params: Mapping[str, str] = field(default_factory=dict)
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+    proxies: Mapping[str, str] | None = field(default=None, repr=False)
+    allow_insecure_http: bool = False
+    default_expires_in: int = DEFAULT_EXPIRES_IN
+    cache_backend: str = "memory"
+    api_base_url: str | None = None
+    api_headers: Mapping[str, str] = field(default_factory=dict)
+    session_options: Mapping[str, Any] = field(default_factory=dict)
+    unknown_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        client_id: str | None,
+        client_secret: str | None,
+        extra: Mapping[str, Any] | str | None,
+        api_base_url: str | None = None,
+    ) -> ClientConfig:
+        """Build from Airflow connection parts: login, password, extra (dict or JSON text)."""
+        extras = _parse_extra(extra)
+        method = _choice(extras, "auth_method", AUTH_METHODS, "client_secret_basic")
+        if not client_id or not str(client_id).strip():
+            raise OAuthCCConfigError("login", "the Client ID is empty; set it in the Login field")
+        allow_http = _bool(extras, "allow_insecure_http", False)
+        token_url = _url(extras, "auth_url", allow_http)
+        issuer = _url(extras, "issuer", allow_http)
+        if token_url is None and issuer is None:
+            raise OAuthCCConfigError(
+                "auth_url",
+                "no token endpoint: set 'auth_url' (e.g. https://idp.example.com/oauth/token) "
+                "or 'issuer' to discover it",
+            )
+        secret = client_secret or None
+        if method in SECRET_METHODS and not secret:
+            hint = (
+                " (a private key is set: did you mean auth_method 'private_key_jwt'?)"
+                if extras.get("private_key")
+                else ""
+            )
+            raise OAuthCCConfigError(
+                "password", f"auth method '{method}' needs the client secret in Password{hint}"
+            )
+        private_key = _str(extras, "private_key")
+        passphrase = _str(extras, "private_key_passphrase")
+        signing_algorithm = _str(extras, "signing_algorithm")
+        if method == "private_key_jwt":
+            signing_algorithm = _check_private_key(private_key, passphrase, signing_algorithm)
+        elif method == "client_secret_jwt":
+            signing_algorithm = signing_algorithm or "HS256"
+            if signing_algorithm not in ("HS256", "HS384", "HS512"):
+                raise OAuthCCConfigError(
+                    "signing_algorithm", "client_secret_jwt signs with HS256, HS384 or HS512"
+                )
+        client_cert = _str(extras, "client_cert")
+        client_cert_key = _str(extras, "client_cert_key")
+        if method == "tls_client_auth":
+            if not client_cert:
+                raise OAuthCCConfigError(
+                    "client_cert", "tls_client_auth needs the path of a PEM client certificate"
+                )
+            _check_file("client_cert", client_cert)
+            if client_cert_key:
+                _check_file("client_cert_key", client_cert_key)
+        unknown = tuple(sorted(set(extras) - OAUTH_KEYS - SESSION_KEYS))
+        return cls(
+            client_id=str(client_id).strip(),
+            token_url=token_url,
+            issuer=issuer,
+            auth_method=method,
+            client_secret=secret,
+            private_key=private_key,
+            private_key_passphrase=passphrase,
+            key_id=_str(extras, "key_id"),
+            signing_algorithm=signing_algorithm,
+            client_cert=client_cert,
+            client_cert_key=client_cert_key,
+            scope=_scope(extras),
+            audience=_str(extras, "audience"),
+            resource=_resources(extras),
+            request_params=_request_params(extras),
+            verify=_verify(extras),
+            timeout=_positive_number(extras, "timeout", DEFAULT_TIMEOUT),
+            proxies=_string_map(extras, "proxies") or None,
+            allow_insecure_http=allow_http,
+            default_expires_in=int(
+                _positive_number(extras, "default_expires_in", DEFAULT_EXPIRES_IN)
+            ),
+            cache_backend=_choice(extras, "cache_backend", CACHE_BACKENDS, "memory"),
+            api_base_url=api_base_url or None,
+            api_headers=_string_map(extras, "headers"),
+            session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
+            unknown_keys=unknown,
+        )
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the token: one token per endpoint, client, scope, audience, resource, method."""
+        parts = (
+            self.token_url or f"issuer:{self.issuer}",
+            self.client_id,
+            self.scope or "",
+            self.audience or "",
+            " ".join(self.resource),
+            self.auth_method,
+        )
+        return json.dumps(parts, separators=(",", ":"))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this config holds, for the log masker."""
+        return tuple(
+            s for s in (self.client_secret, self.private_key, self.private_key_passphrase) if s
+        )
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _parse_extra(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:
+    if extra is None or extra == "":
+        return {}
+    if isinstance(extra, str):
+        try:
+            parsed = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise OAuthCCConfigError(
+                "extra", f"is not valid JSON (line {exc.lineno}, column {exc.colno})"
+            ) from None
+    else:
+        parsed = extra
+    if not isinstance(parsed, Mapping):
+        raise OAuthCCConfigError("extra", 'must be a JSON object, e.g. {"auth_url": "..."}')
+    # Empty form fields come through as "" or null: treat them as not set.
+    return {str(k): v for k, v in parsed.items() if v is not None and v != ""}
+
+
+def _str(extras: Mapping[str, Any], key: str) -> str | None:
+    value = extras.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise OAuthCCConfigError(key, f"must be a string, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _choice(extras: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str) -> str:
+    value = _str(extras, key) or default
+    if value not in choices:
+        raise OAuthCCConfigError(
+            key, f"unknown value {value!r}; choose one of: {', '.join(choices)}"
+        )
+    return value
+
+
+def _bool(extras: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = extras.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise OAuthCCConfigError(key, "must be true or false")
+
+
+def _url(extras: Mapping[str, Any], key: str, allow_http: bool) -> str | None:
+    value = _str(extras, key)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OAuthCCConfigError(
+            key, "must be an absolute http(s) URL such as https://idp.example.com/..."
+        )
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+        raise OAuthCCConfigError(
+            key,
+            "uses plain http to a non-loopback host, which would send the client credentials "
+            "in clear; use https, or set allow_insecure_http to true if you really mean it",
+        )
+    return value
+
+
+def _scope(extras: Mapping[str, Any]) -> str | None:
+    value = extras.get("scope")
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ".join(v.strip() for v in value if v.strip()) or None
+    if isinstance(value, str):
+        return " ".join(value.replace(",", " ").split()) or None
+    raise OAuthCCConfigError("scope", "must be a space-separated string or a list of strings")
+
+
+def _resources(extras: Mapping[str, Any]) -> tuple[str, ...]:
+    value = extras.get("resource")
+    if value is None:
+        return ()
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in values):
+        raise OAuthCCConfigError("resource", "must be a URI string or a list of URI strings")
+    return tuple(v.strip() for v in values if v.strip())
+
+
+def _string_map(extras: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = extras.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise OAuthCCConfigError(key, "must be a JSON object") from None
+    if not isinstance(value, Mapping):
+        raise OAuthCCConfigError(key, "must be a JSON object")
+    result = {}
+    for k, v in value.items():
+        if not isinstance(v, str | int | float | bool):
+            raise OAuthCCConfigError(key, f"value of {k!r} must be a string or number")
+        result[str(k)] = str(v).lower() if isinstance(v, bool) else str(v)
+    return result
+
+
+def _request_params(extras: Mapping[str, Any]) -> dict[str, str]:
+    params = _string_map(extras, "request_params")
+    clash = sorted(set(params) & RESERVED_PARAMS)
+    if clash:
+        raise OAuthCCConfigError(
+            "request_params",
+            f"must not set {', '.join(clash)}: use the dedicated fields (scope, audience, "
+            "resource, auth_method) instead",
+        )
+    return params
+
+
+def _verify(extras: Mapping[str, Any]) -> bool | str:
+    value = extras.get("verify", extras.get("verify_ssl", True))
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        _check_file("verify", value.strip())
+        return value.strip()
+    raise OAuthCCConfigError("verify", "must be true, false, or the path of a CA bundle file")
+
+
+def _positive_number(extras: Mapping[str, Any], key: str, default: float) -> float:
+    value = extras.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OAuthCCConfigError(key, "must be a number of seconds") from None
+    if isinstance(value, bool) or not number > 0 or number == float("inf"):
+        raise OAuthCCConfigError(key, "must be a positive number of seconds")
+    return number
+
+
+def _check_file(key: str, path: str) -> None:
+    if not os.path.isfile(path):
+        raise OAuthCCConfigError(key, f"file not found: {path}")
+
+
+def _check_private_key(pem: str | None, passphrase: str | None, algorithm: str | None) -> str:
+    """Parse the key now, so a bad key fails before any network call; return the algorithm."""
+    if not pem:
+        raise OAuthCCConfigError(
+            "private_key", "private_key_jwt needs a PEM private key (-----BEGIN PRIVATE KEY-----)"
+        )
+    key_type = private_key_type(pem, passphrase)
+    allowed = _ALGORITHMS_BY_KEY_TYPE[key_type]
+    if algorithm is None:
+        return allowed[0]
+    if algorithm not in allowed:
+        raise OAuthCCConfigError(
+            "signing_algorithm",
+            f"{algorithm} does not fit a {key_type} key; use one of {', '.join(allowed)}",
+        )
+    return algorithm
+
+
+def private_key_type(pem: str, passphrase: str | None = None) -> str:
+    """Return the JWK key type ("RSA", "EC", "OKP") of a PEM private key."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        key = load_pem_private_key(
+            pem.encode(), password=passphrase.encode() if passphrase else None
+        )
+    except (ValueError, TypeError) as exc:
+        reason = (
+            "wrong or missing passphrase"
+            if "password" in str(exc).lower()
+            else "not a PEM private key"
+        )
+        raise OAuthCCConfigError("private_key", f"cannot be parsed ({reason})") from None
+    except Exception:
+        raise OAuthCCConfigError("private_key", "cannot be parsed (unsupported key)") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RSA"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return "EC"
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return "OKP"
+    raise OAuthCCConfigError("private_key", "must be an RSA, EC or Ed25519 private key")

@@ -1,0 +1,109 @@
+"""BearerAuth: a requests auth that adds the token and, on a 401, refreshes and replays once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from airflow_provider_oauthcc.auth.provider import TokenProvider
+from airflow_provider_oauthcc.auth.token import Token
+
+log = logging.getLogger(__name__)
+
+
+class BearerAuth(AuthBase):
+    """Sends ``Authorization: Bearer <token>`` to the API's own origin and nowhere else.
+
+    Like ``requests.auth.HTTPDigestAuth.handle_401``: on a 401 the token is invalidated, a new
+    one fetched and the request replayed once. A second 401 is returned to the caller.
+    """
+
+    def __init__(self, provider: TokenProvider, api_base_url: str | None = None) -> None:
+        self.provider = provider
+        self._origin = _origin(api_base_url) if api_base_url else None
+        self._local = threading.local()
+        self._warned_hosts: set[str] = set()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not self._allowed(request.url or ""):
+            return request
+        token = self.provider.get_token()
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        body_position = _body_position(request)
+        request.register_hook(  # type: ignore[no-untyped-call]
+            "response",
+            lambda response, **kwargs: self._handle_401(response, token, body_position, **kwargs),
+        )
+        return request
+
+    def _allowed(self, url: str) -> bool:
+        if self._origin is None or _origin(url) == self._origin:
+            return True
+        host = urlsplit(url).netloc
+        if host not in self._warned_hosts:
+            self._warned_hosts.add(host)
+            log.warning(
+                "Not sending the OAuth token to %s: it is not the connection's API host %s",
+                host,
+                urlsplit(self._origin).netloc,
+            )
+        return False
+
+    def _handle_401(
+        self,
+        response: requests.Response,
+        token: Token,
+        body_position: int | None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        if response.status_code != 401:
+            return response
+        request = response.request.copy()
+        if not _rewind(request, body_position):
+            return response
+        log.info("API answered 401; refreshing the OAuth token and replaying the request once")
+        self.provider.invalidate(token)
+        fresh = self.provider.get_token()
+        # Free the connection before reusing it for the replay.
+        _ = response.content
+        response.close()
+        request.headers["Authorization"] = f"Bearer {fresh.access_token}"
+        # Sent through the adapter, not the session: response hooks do not run again, so a
+        # second 401 comes back to the caller instead of looping.
+        connection: requests.adapters.BaseAdapter = response.connection
+        replay = connection.send(request, **kwargs)
+        replay.history.append(response)
+        replay.request = request
+        return replay
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _body_position(request: requests.PreparedRequest) -> int | None:
+    body = request.body
+    if body is not None and hasattr(body, "tell"):
+        try:
+            return int(body.tell())
+        except OSError:
+            return None
+    return None
+
+
+def _rewind(request: requests.PreparedRequest, position: int | None) -> bool:
+    """Whether the body can be sent again (bytes can; a stream only if seekable)."""
+    body = request.body
+    if body is None or isinstance(body, str | bytes):
+        return True
+    if position is not None and hasattr(body, "seek"):
+        body.seek(position)
+        return True
+    return False

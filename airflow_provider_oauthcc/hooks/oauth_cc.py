@@ -1,0 +1,177 @@
+"""OAuthCCHook: an HttpHook whose requests carry an OAuth 2.0 client-credentials token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from airflow.providers.common.compat.sdk import mask_secret
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_provider_oauthcc.auth import masking
+from airflow_provider_oauthcc.auth.client import TokenClient
+from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
+from airflow_provider_oauthcc.auth.provider import TokenProvider
+from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
+from airflow_provider_oauthcc.connection_fields import UI_FIELD_BEHAVIOUR
+
+masking.set_masker(mask_secret)
+
+
+class OAuthCCHook(HttpHook):
+    """Call an OAuth 2.0 protected HTTP API with a client-credentials token.
+
+    Works as :class:`~airflow.providers.http.hooks.http.HttpHook`: ``run()`` sends a request
+    relative to the connection's host, ``get_conn()`` returns a ``requests.Session``. Tokens are
+    fetched with the connection's client authentication, cached, refreshed before expiry and,
+    after a 401 from the API, refreshed once and the request replayed. Unlike ``HttpHook``,
+    connection extras are never sent as headers: only the ``headers`` extra is.
+
+    :param method: HTTP method of ``run()`` (default GET).
+    :param oauth_conn_id: an ``oauth2_client_credentials`` connection.
+    """
+
+    conn_name_attr = "oauth_conn_id"
+    default_conn_name = "oauth_cc_default"
+    conn_type = "oauth2_client_credentials"
+    hook_name = "OAuth2 Client Credentials"
+
+    def __init__(
+        self, method: str = "GET", oauth_conn_id: str = default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(method=method, http_conn_id=oauth_conn_id, **kwargs)
+        self.oauth_conn_id = oauth_conn_id
+        self._oauth_config: ClientConfig | None = None
+        self._token_provider: TokenProvider | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return UI_FIELD_BEHAVIOUR
+
+    @property
+    def oauth_config(self) -> ClientConfig:
+        """The connection's OAuth settings, validated (raises OAuthCCConfigError)."""
+        if self._oauth_config is None:
+            connection = self.get_connection(self.oauth_conn_id)
+            masking.mask(connection.password)
+            self._set_base_url(connection)
+            config = ClientConfig.from_connection(
+                client_id=connection.login,
+                client_secret=connection.password,
+                extra=connection.extra,
+                api_base_url=self.base_url,
+            )
+            if config.unknown_keys:
+                self.log.warning(
+                    "Connection %s has extras this hook does not use: %s (not sent anywhere)",
+                    self.oauth_conn_id,
+                    ", ".join(config.unknown_keys),
+                )
+            self._oauth_config = config
+        return self._oauth_config
+
+    @property
+    def token_provider(self) -> TokenProvider:
+        if self._token_provider is None:
+            self._token_provider = TokenProvider(self.oauth_config)
+        return self._token_provider
+
+    def get_token(self) -> str:
+        """A valid access token (cached, refreshed before expiry)."""
+        return self.token_provider.get_token().access_token
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        config = self.oauth_config
+        session = requests.Session()
+        session.auth = BearerAuth(self.token_provider, self.base_url)
+        self.merged_extra = _session_options(config, extra_options or {})
+        session.verify = self.merged_extra.get("verify", config.verify)
+        session.proxies = dict(config.proxies or {})
+        session.stream = bool(self.merged_extra.get("stream", False))
+        session.trust_env = bool(self.merged_extra.get("trust_env", True))
+        if "max_redirects" in self.merged_extra:
+            session.max_redirects = int(self.merged_extra["max_redirects"])
+        if "cert" in self.merged_extra:
+            session.cert = self.merged_extra["cert"]
+        session = self._configure_session_from_mount_adapters(session)
+        session.headers.update(config.api_headers)
+        if self.default_headers:
+            session.headers.update(self.default_headers)
+        if headers:
+            session.headers.update(headers)
+        return session
+
+    def check_response(self, response: requests.Response) -> None:
+        if response.ok:
+            return
+        self.log.error("HTTP error: %s", response.reason)
+        self.log.error("%s", response.text[:1000])
+        raise api_error(response)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Fetch a token now (no cache) and say what came back, or precisely why not."""
+        try:
+            client = TokenClient(self.oauth_config, max_attempts=2, backoff=0.2)
+            try:
+                token = client.fetch_token()
+            finally:
+                client.close()
+        except OAuthCCError as exc:
+            return False, str(exc)
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {_scrub(str(exc), self._secrets())}"
+        scope = f"scope '{token.scope}'" if token.scope else "no scope returned"
+        return True, (
+            f"Token obtained from {client.token_url}: {token.token_type}, "
+            f"expires in {token.expires_in()} s, {scope}"
+        )
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self._oauth_config.secrets if self._oauth_config else ()
+
+
+def _session_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
+    """What HttpHook.run_and_check reads (timeout, allow_redirects, check_response) and more."""
+    options: dict[str, Any] = {"timeout": config.timeout}
+    options.update(config.session_options)
+    options.update(extra_options)
+    if "verify_ssl" in options:
+        options.setdefault("verify", options.pop("verify_ssl"))
+    return options
+
+
+def api_error(response: requests.Response) -> ApiError:
+    """An ApiError for a failed API response; the WWW-Authenticate error for a 401."""
+    status = response.status_code
+    message = f"{status}:{response.reason}"
+    if status == 401:
+        challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
+        error, description = challenge.get("error"), challenge.get("error_description")
+        detail = f" ({error}: {description})" if description else f" ({error})" if error else ""
+        return ApiUnauthorizedError(
+            f"{message}: the API rejected the token, also after a refresh{detail}",
+            status=status,
+            error=error,
+            error_description=description,
+        )
+    return ApiError(message, status=status)
+
+
+def _parse_challenge(header: str) -> dict[str, str]:
+    """Parameters of a ``Bearer`` WWW-Authenticate challenge (RFC 6750 §3)."""
+    from requests.utils import parse_dict_header
+
+    scheme, _, params = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return {}
+    parsed = parse_dict_header(params)  # type: ignore[no-untyped-call]
+    return {k: v for k, v in parsed.items() if isinstance(v, str)}
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
