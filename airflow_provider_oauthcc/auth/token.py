@@ -11,10 +11,12 @@ from typing import Any
 
 from airflow_provider_oauthcc.auth.errors import TokenRequestError, TokenResponseError
 
-# Refresh early by a tenth of the lifetime, at most 5 minutes: a 1-hour token is renewed
-# 5 minutes before expiry, a 60-second token 6 seconds before, a 2-second one 0.2 s before.
+# Refresh early by a tenth of the lifetime, at most 5 minutes, and at least 1 s (servers count
+# expiry in whole seconds) unless that is more than half the lifetime: a 1-hour token is renewed
+# 5 minutes before expiry, a 60-second token 6 s before, a 2-second one 1 s before.
 EARLY_REFRESH_FRACTION = 0.1
 EARLY_REFRESH_MAX = 300.0
+EARLY_REFRESH_MIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,9 @@ class Token:
 
     @property
     def refresh_at(self) -> float:
-        margin = min(max(self.lifetime, 0.0) * EARLY_REFRESH_FRACTION, EARLY_REFRESH_MAX)
+        lifetime = max(self.lifetime, 0.0)
+        floor = min(EARLY_REFRESH_MIN, lifetime / 2)
+        margin = min(max(lifetime * EARLY_REFRESH_FRACTION, floor), EARLY_REFRESH_MAX)
         return self.expires_at - margin
 
     def is_fresh(self, now: float | None = None) -> bool:
@@ -145,21 +149,34 @@ def _short(value: Any, limit: int = 300) -> str | None:
 
 
 def _lifetime(expires_in: Any, access_token: str, sent_at: float, default: float) -> float:
-    if expires_in is not None and not isinstance(expires_in, bool):
-        try:
-            seconds = float(expires_in)
-        except (TypeError, ValueError):
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds > 0:
-            return seconds
-        if not (isinstance(expires_in, str) and expires_in.strip() == ""):
-            raise TokenResponseError(
-                f"token response has an invalid expires_in ({str(expires_in)[:20]!r})"
-            )
+    """Seconds of validity from ``sent_at``.
+
+    A JWT's ``exp`` is what the API checks, and servers round it down to whole seconds, so it
+    can come up to a second before ``sent_at + expires_in``: the earlier of the two wins. An
+    ``exp`` already in the past means the clocks disagree; then ``expires_in`` alone counts.
+    """
+    seconds = _expires_in(expires_in)
     exp = jwt_expiry(access_token)
-    if exp is not None and exp > sent_at:
-        return exp - sent_at
-    return default
+    jwt_seconds = exp - sent_at if exp is not None and exp > sent_at else None
+    if seconds is None:
+        return jwt_seconds if jwt_seconds is not None else default
+    return min(seconds, jwt_seconds) if jwt_seconds is not None else seconds
+
+
+def _expires_in(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    seconds = math.nan if isinstance(value, bool) else _float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise TokenResponseError(f"token response has an invalid expires_in ({str(value)[:20]!r})")
+    return seconds
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def jwt_expiry(access_token: str) -> float | None:

@@ -1,0 +1,25 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+
+.PHONY: demo test lint env airflow bench clean
+
+demo:
+	@scripts/demo.sh
+
+test:
+	@scripts/test.sh
+
+lint:
+	@scripts/test.sh lint
+
+env:
+	@scripts/ensure-env.sh
+
+airflow:
+	@scripts/airflow-ui.sh
+
+bench:
+	@scripts/bench.sh
+
+clean:
+	rm -rf .venv .venv-floor .demo .airflow .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,202 @@
+"""The protected API: bearer-token validation and one endpoint per pagination style.
+
+Every list endpoint takes ``updated_since`` / ``updated_before`` (ISO 8601, the
+first inclusive, the second exclusive), ``pad`` (length of each record's ``pad``
+string) and a page size; next-page links keep all other query parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, Request, Response, g, request
+
+from devserver.dataset import Dataset, make_record, parse_timestamp
+from devserver.faults import FaultSet
+from devserver.instrument import capture, instrument, json_response
+from devserver.stats import Stats
+from devserver.tokens import AccessTokenVerifier, InvalidTokenError
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 100_000
+REALM = "devserver"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+def _bad_request(description: str) -> ApiError:
+    return ApiError(400, "invalid_request", description)
+
+
+def _int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad_request(f"{name} must be an integer") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        raise _bad_request(f"{name} must be {bounds}")
+    return value
+
+
+def _page_size(name: str) -> int:
+    return _int_arg(name, DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_timestamp(raw)
+    except ValueError:
+        raise _bad_request(f"{name} must be an ISO 8601 timestamp") from None
+
+
+def _url_with(**changes: object) -> str:
+    """This request's absolute URL with some query parameters replaced."""
+    args = request.args.to_dict(flat=False)
+    for name, value in changes.items():
+        args[name] = [str(value)]
+    return f"{request.base_url}?{urlencode(args, doseq=True)}"
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "after":
+            raise ValueError(cursor)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _bad_request("invalid cursor") from None
+
+
+def _unauthorized(error: str | None, description: str) -> Response:
+    challenge = f'Bearer realm="{REALM}"'
+    if error:  # RFC 6750 3.1: no error code when the request had no credentials
+        challenge += f', error="{error}", error_description="{description}"'
+    body = {"error": error or "unauthorized", "error_description": description}
+    return json_response(body, 401, {"WWW-Authenticate": challenge})
+
+
+def create_api_blueprint(
+    *, verifier: AccessTokenVerifier, dataset: Dataset, stats: Stats, faults: FaultSet
+) -> Blueprint:
+    bp = Blueprint("api", __name__)
+
+    def record(req: Request, response: Response) -> None:
+        stats.record_api_request(capture(req, response))
+
+    instrument(bp, faults, record)
+
+    @bp.before_request
+    def authenticate() -> Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized(None, "bearer token required")
+        try:
+            g.claims = verifier.verify(token.strip())
+        except InvalidTokenError as exc:
+            return _unauthorized("invalid_token", exc.description)
+        return None
+
+    @bp.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return json_response({"error": exc.error, "error_description": exc.description}, exc.status)
+
+    def window() -> range:
+        return dataset.window(_time_arg("updated_since"), _time_arg("updated_before"))
+
+    def records(ids: range) -> list[dict[str, Any]]:
+        pad = _int_arg("pad", 0, 0)
+        return [make_record(i, pad) for i in ids]
+
+    def page_after(limit_arg: str, after: int) -> tuple[range, bool]:
+        """The page following id ``after`` and whether more records follow it."""
+        ids = window()
+        rest = range(max(ids.start, after + 1), ids.stop)
+        page = rest[: _page_size(limit_arg)]
+        return page, len(page) < len(rest)
+
+    @bp.get("/v1/link/items")
+    def link_items() -> Response:
+        page, more = page_after("limit", _int_arg("after", 0, 0))
+        headers = {"Link": f'<{_url_with(after=page[-1])}>; rel="next"'} if more else None
+        return json_response(records(page), headers=headers)
+
+    @bp.get("/v1/next/items")
+    def next_items() -> Response:
+        page, more = page_after("limit", _int_arg("after", 0, 0))
+        next_url = _url_with(after=page[-1]) if more else None
+        return json_response({"data": records(page), "next": next_url})
+
+    @bp.get("/v1/cursor/items")
+    def cursor_items() -> Response:
+        cursor = request.args.get("cursor")
+        page, more = page_after("limit", _decode_cursor(cursor) if cursor else 0)
+        next_cursor = _encode_cursor(page[-1]) if more else None
+        return json_response({"items": records(page), "next_cursor": next_cursor})
+
+    @bp.get("/v1/page/items")
+    def page_items() -> Response:
+        page_number = _int_arg("page", 1, 1)
+        per_page = _page_size("per_page")
+        ids = window()
+        page = ids[(page_number - 1) * per_page : page_number * per_page]
+        total_pages = math.ceil(len(ids) / per_page)
+        return json_response(
+            {"data": records(page), "page": page_number, "total_pages": total_pages}
+        )
+
+    @bp.get("/v1/offset/items")
+    def offset_items() -> Response:
+        offset = _int_arg("offset", 0, 0)
+        ids = window()
+        page = ids[offset : offset + _page_size("limit")]
+        return json_response({"results": records(page), "total": len(ids)})
+
+    @bp.get("/v1/whoami")
+    def whoami() -> Response:
+        return json_response(g.claims)
+
+    @bp.route("/v1/echo", methods=["POST", "PUT", "PATCH"])
+    def echo() -> Response:
+        return json_response(
+            {
+                "method": request.method,
+                "content_type": request.content_type,
+                "args": request.args.to_dict(flat=False),
+                "json": request.get_json(silent=True) if request.is_json else None,
+                "form": request.form.to_dict(flat=False),
+                "body": request.get_data(as_text=True),
+            }
+        )
+
+    return bp
+
+
+def create_api_app(api: Blueprint, control: Blueprint | None = None) -> Flask:
+    app = Flask("devserver.api")
+    app.register_blueprint(api)
+    if control is not None:
+        app.register_blueprint(control)
+    return app

@@ -1,0 +1,251 @@
+"""The authorization server: client-credentials grant, discovery and JWKS.
+
+Built on authlib's Flask ``AuthorizationServer``; this module only supplies the
+client store, the four client-authentication methods and the JWT token generator.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
+from flask import Blueprint, Flask, Request, Response, request
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from devserver.clients import AUTH_METHODS, GRANT_TYPE, Client, ClientRegistry
+from devserver.faults import FaultSet
+from devserver.instrument import capture, instrument, json_response
+from devserver.keys import PRIVATE_KEY_JWT_ALGORITHMS, SECRET_JWT_ALGORITHMS, SigningKey
+from devserver.stats import Stats
+from devserver.tokens import TokenRegistry, unverified_claims
+
+ASSERTION_TYPE = JWTBearerClientAssertion.CLIENT_ASSERTION_TYPE
+TOKEN_PATH = "/oauth/token"
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+@dataclass(frozen=True)
+class AuthServerUrls:
+    issuer: str
+    token_url: str
+    jwks_url: str
+    default_audience: str  # "aud" when the request names no audience/resource
+
+
+class _ClientAssertion(JWTBearerClientAssertion):
+    """RFC 7523 client assertion for one method. The assertion's ``alg`` picks the
+    method (HS* -> client_secret_jwt, else private_key_jwt), so each method only
+    handles assertions meant for it and the other method is still tried."""
+
+    ALGORITHMS: tuple[str, ...] = ()
+
+    def __init__(self, audiences: list[str]) -> None:
+        super().__init__(validate_jti=True)
+        self._audiences = audiences
+        self._seen_jti: dict[str, float] = {}
+        self._jti_lock = threading.Lock()
+
+    def __call__(self, query_client: Any, oauth_request: OAuth2Request) -> Client | None:
+        form = oauth_request.form
+        assertion = form.get("client_assertion")
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            return None
+        try:
+            alg = jws.extract_compact(assertion.encode()).headers().get("alg")
+        except JoseError as exc:
+            raise InvalidClientError(description="Invalid JWT assertion.") from exc
+        if alg not in self.ALGORITHMS:
+            return None
+        client: Client | None = super().__call__(query_client, oauth_request)
+        return client
+
+    def get_audiences(self) -> list[str]:
+        return [*self._audiences, request.base_url]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        # authlib decodes with joserfc's default algorithms, which exclude PS256.
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=list(self.ALGORITHMS))
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return dict(token.claims)
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        key = f"{claims['sub']}:{jti}"
+        now = time.time()
+        with self._jti_lock:
+            if len(self._seen_jti) > 10_000:
+                self._seen_jti = {k: exp for k, exp in self._seen_jti.items() if exp > now}
+            if key in self._seen_jti:
+                return False
+            self._seen_jti[key] = float(claims.get("exp", now + 3600))
+            return True
+
+
+class ClientSecretJWTAssertion(_ClientAssertion):
+    CLIENT_AUTH_METHOD = "client_secret_jwt"
+    ALGORITHMS = SECRET_JWT_ALGORITHMS
+
+    def resolve_client_public_key(self, client: Client) -> Any:
+        return client.secret_key
+
+
+class PrivateKeyJWTAssertion(_ClientAssertion):
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+    ALGORITHMS = PRIVATE_KEY_JWT_ALGORITHMS
+
+    def resolve_client_public_key(self, client: Client) -> Any:
+        return client.public_key
+
+
+class ClientCredentials(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+
+
+class AccessTokenGenerator(JWTBearerTokenGenerator):
+    """RFC 9068 JWT access tokens. ``aud`` is the ``audience`` parameter (Auth0
+    style), else the ``resource`` parameter(s) (RFC 8707), else the API URL."""
+
+    def __init__(self, urls: AuthServerUrls, key: SigningKey) -> None:
+        super().__init__(
+            issuer=urls.issuer,
+            alg=key.alg,
+            expires_generator=lambda client, grant_type: client.token_lifetime,
+        )
+        self._key_set: KeySet = key.signing_set
+        self._default_audience = urls.default_audience
+
+    def get_jwks(self) -> KeySet:
+        return self._key_set
+
+    def get_audiences(self, client: Client, user: Any, scope: str) -> str | list[str]:
+        if audience := request.form.get("audience"):
+            return audience
+        resources = request.form.getlist("resource")
+        if resources:
+            return resources[0] if len(resources) == 1 else resources
+        return self._default_audience
+
+
+class DevAuthorizationServer(AuthorizationServer):
+    def handle_error_response(self, request: OAuth2Request, error: OAuth2Error) -> Response:
+        # RFC 6749 5.2 allows 400 for invalid_client without an Authorization header;
+        # answer 401 + WWW-Authenticate consistently, as most providers do.
+        if error.error == "invalid_client":
+            error.status_code = 401
+            if str(error.description).startswith("The client cannot authenticate with methods"):
+                error.description = (
+                    "Client authentication failed: unknown client, wrong credentials,"
+                    " or a method not registered for this client."
+                )
+        response: Response = super().handle_error_response(request, error)
+        return response
+
+
+def claimed_client_id(req: Request) -> str | None:
+    """The client id a token request claims to be, before authentication."""
+    if req.authorization and req.authorization.type == "basic":
+        return req.authorization.username
+    if client_id := req.form.get("client_id"):
+        return client_id
+    if assertion := req.form.get("client_assertion"):
+        try:
+            claims = unverified_claims(assertion)
+        except ValueError:
+            return None
+        sub = claims.get("sub") or claims.get("iss")
+        return sub if isinstance(sub, str) else None
+    return None
+
+
+def server_metadata(urls: AuthServerUrls, clients: ClientRegistry) -> dict[str, Any]:
+    auth_methods = list(AUTH_METHODS)
+    return {
+        "issuer": urls.issuer,
+        "token_endpoint": urls.token_url,
+        "jwks_uri": urls.jwks_url,
+        "grant_types_supported": [GRANT_TYPE],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": [
+            *SECRET_JWT_ALGORITHMS,
+            *PRIVATE_KEY_JWT_ALGORITHMS,
+        ],
+        "scopes_supported": clients.all_scopes(),
+    }
+
+
+def create_auth_app(
+    *,
+    urls: AuthServerUrls,
+    issuer_path: str,
+    clients: ClientRegistry,
+    signing_key: SigningKey,
+    tokens: TokenRegistry,
+    stats: Stats,
+    faults: FaultSet,
+) -> Flask:
+    app = Flask("devserver.auth")
+    # authlib logs each issued access token at DEBUG level; keep tokens out of logs.
+    logging.getLogger(ClientCredentialsGrant.__module__).setLevel(logging.INFO)
+
+    def save_token(token: dict[str, Any], _request: OAuth2Request) -> None:
+        tokens.record_issued(str(unverified_claims(token["access_token"])["jti"]))
+
+    server = DevAuthorizationServer(app, query_client=clients.get, save_token=save_token)
+    server.register_token_generator("default", AccessTokenGenerator(urls, signing_key))
+    server.register_grant(ClientCredentials)
+    assertion_audiences = [urls.token_url, urls.issuer]
+    server.register_client_auth_method(
+        "client_secret_jwt", ClientSecretJWTAssertion(assertion_audiences)
+    )
+    server.register_client_auth_method(
+        "private_key_jwt", PrivateKeyJWTAssertion(assertion_audiences)
+    )
+
+    token_bp = Blueprint("token", __name__, url_prefix=issuer_path or None)
+
+    @token_bp.post(TOKEN_PATH)
+    def issue_token() -> Response:
+        response: Response = server.create_token_response()
+        return response
+
+    def record(req: Request, response: Response) -> None:
+        stats.record_token_request(capture(req, response, claimed_client_id(req)))
+
+    instrument(token_bp, faults, record)
+    app.register_blueprint(token_bp)
+
+    discovery_bp = Blueprint("discovery", __name__)
+
+    def metadata() -> Response:
+        return json_response(server_metadata(urls, clients))
+
+    # OIDC discovery appends the well-known suffix to the issuer; RFC 8414 inserts it
+    # between host and issuer path. The appended RFC 8414 form is served as well
+    # because many clients build it that way.
+    discovery_bp.add_url_rule(f"{issuer_path}/.well-known/openid-configuration", "oidc", metadata)
+    discovery_bp.add_url_rule(
+        f"/.well-known/oauth-authorization-server{issuer_path}", "rfc8414", metadata
+    )
+    if issuer_path:
+        discovery_bp.add_url_rule(
+            f"{issuer_path}/.well-known/oauth-authorization-server", "rfc8414_appended", metadata
+        )
+    discovery_bp.add_url_rule(
+        f"{issuer_path}{JWKS_PATH}", "jwks", lambda: json_response(signing_key.jwks())
+    )
+    app.register_blueprint(discovery_bp)
+    return app

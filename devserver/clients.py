@@ -1,0 +1,130 @@
+"""Registered OAuth clients: what each may do and how it authenticates."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from joserfc.jwk import ECKey, OctKey, RSAKey
+
+from devserver.keys import import_public_jwk, import_shared_secret
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
+GRANT_TYPE = "client_credentials"
+
+
+@dataclass(eq=False)
+class Client(ClientMixin):
+    client_id: str
+    auth_methods: frozenset[str]
+    scope: str = ""
+    default_scope: str | None = None
+    token_lifetime: int = 3600
+    secret: str | None = field(default=None, repr=False)
+    public_jwk: dict[str, Any] | None = None
+    # Parsed once at registration so no request re-parses key material.
+    secret_key: OctKey | None = field(default=None, repr=False)
+    public_key: RSAKey | ECKey | None = field(default=None, repr=False)
+
+    @property
+    def allowed_scopes(self) -> list[str]:
+        return self.scope.split()
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """Requested scope if it is a subset of the client's scope, else ``None``
+        (authlib turns that into ``invalid_scope``); no scope -> the default scope."""
+        if not scope:
+            return self.scope if self.default_scope is None else self.default_scope
+        requested = list(dict.fromkeys(scope.split()))
+        if not set(requested) <= set(self.allowed_scopes):
+            return None
+        return " ".join(requested)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.secret is not None and secrets.compare_digest(
+            self.secret.encode(), client_secret.encode()
+        )
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in self.auth_methods
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == GRANT_TYPE
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+
+def build_client(
+    client_id: str,
+    *,
+    secret: str | None = None,
+    public_jwk: dict[str, Any] | None = None,
+    auth_methods: Sequence[str] = ("client_secret_basic",),
+    scope: str = "",
+    default_scope: str | None = None,
+    token_lifetime: int = 3600,
+) -> Client:
+    methods = frozenset(auth_methods)
+    unknown = methods - set(AUTH_METHODS)
+    if unknown or not methods:
+        raise ValueError(f"auth_methods must be a non-empty subset of {AUTH_METHODS}")
+    if methods & SECRET_METHODS and not secret:
+        raise ValueError(f"client {client_id!r}: a secret is required for {sorted(methods)}")
+    if "private_key_jwt" in methods and not public_jwk:
+        raise ValueError(f"client {client_id!r}: private_key_jwt requires public_jwk")
+    if token_lifetime <= 0:
+        raise ValueError("token_lifetime must be positive")
+    if default_scope and not set(default_scope.split()) <= set(scope.split()):
+        raise ValueError("default_scope must be a subset of scope")
+    return Client(
+        client_id=client_id,
+        auth_methods=methods,
+        scope=scope,
+        default_scope=default_scope,
+        token_lifetime=token_lifetime,
+        secret=secret,
+        public_jwk=public_jwk,
+        secret_key=import_shared_secret(secret) if secret else None,
+        public_key=import_public_jwk(public_jwk) if public_jwk else None,
+    )
+
+
+class ClientRegistry:
+    """Thread-safe client store; clients may be added while the server runs."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+
+    def add(self, client: Client) -> None:
+        with self._lock:
+            self._clients[client.client_id] = client
+
+    def remove(self, client_id: str) -> None:
+        with self._lock:
+            self._clients.pop(client_id, None)
+
+    def get(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    def all(self) -> list[Client]:
+        with self._lock:
+            return list(self._clients.values())
+
+    def all_scopes(self) -> list[str]:
+        return sorted({s for c in self.all() for s in c.allowed_scopes})

@@ -1,0 +1,119 @@
+"""Fault injection: make upcoming requests fail, or slow them down, on purpose.
+
+Each server endpoint group (the token endpoint, the API) has its own ``FaultSet``.
+For every request the set looks at its faults in the order they were added; every
+fault counts the request, and the first one that is due fires (only that one uses
+up one of its ``times``). A fault with ``status`` answers with that status instead
+of serving the request; a fault with only ``delay`` sleeps and then serves normally.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FaultTarget = Literal["api", "token"]
+
+
+@dataclass
+class Fault:
+    status: int | None = None
+    #: Firings left; None means no limit.
+    times: int | None = 1
+    #: Fire on every k-th request this fault sees (1 = every request).
+    every: int = 1
+    delay: float = 0.0
+    retry_after: int | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def _due(self) -> bool:
+        return self.seen % self.every == 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.fired >= self.times
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaultSet:
+    """The faults armed for one target. ``add`` and ``clear`` are safe to call
+    from any thread while requests are in flight."""
+
+    def __init__(self, target: FaultTarget) -> None:
+        self.target = target
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        status: int | None = None,
+        *,
+        times: int | None = None,
+        every: int | None = None,
+        delay: float = 0.0,
+        retry_after: int | str | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Fault:
+        """Arm a fault.
+
+        - ``add(status=503, times=2)``: the next two requests get 503.
+        - ``add(status=503, every=5)``: every 5th request gets 503 until cleared.
+        - ``add(status=429, retry_after=1)``: the next request gets 429, ``Retry-After: 1``.
+        - ``add(status=401)``: 401 with a ``WWW-Authenticate`` fitting the target.
+        - ``add(delay=2.0)``: the next request is answered normally after 2 s.
+
+        Without ``times`` a fault fires once, or forever when ``every`` is given.
+        ``headers`` and ``body`` override the defaults of the fault response.
+        """
+        if status is None and delay <= 0:
+            raise ValueError("a fault needs a status, a delay, or both")
+        if status is not None and not 400 <= status <= 599:
+            raise ValueError("fault status must be a 4xx or 5xx code")
+        if every is not None and every < 1:
+            raise ValueError("every must be >= 1")
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1")
+        if times is None and every is None:
+            times = 1
+        fault = Fault(
+            status=status,
+            times=times,
+            every=every or 1,
+            delay=delay,
+            retry_after=retry_after,
+            headers=dict(headers or {}),
+            body=body,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    def take(self) -> Fault | None:
+        """Count one request and return the fault that fires for it, if any."""
+        if not self._faults:  # fast path for the common no-fault case
+            return None
+        with self._lock:
+            chosen: Fault | None = None
+            for fault in self._faults:
+                fault.seen += 1
+                if chosen is None and fault._due():
+                    chosen = fault
+                    fault.fired += 1
+            self._faults = [f for f in self._faults if not f.exhausted]
+            return chosen

@@ -1,0 +1,97 @@
+"""Per-request hooks shared by both servers: capture, counting and fault injection."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from flask import Blueprint, Request, Response, request
+
+from devserver.faults import Fault, FaultSet
+from devserver.stats import CapturedRequest
+
+_ERROR_BY_STATUS = {
+    400: "invalid_request",
+    403: "access_denied",
+    429: "too_many_requests",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "temporarily_unavailable",
+    504: "gateway_timeout",
+}
+_DESCRIPTION = "injected fault"
+
+
+def json_response(
+    payload: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps(payload, separators=(",", ":"))
+    return Response(body, status=status, headers=headers, mimetype="application/json")
+
+
+def fault_response(fault: Fault, target: str) -> Response:
+    assert fault.status is not None
+    status = fault.status
+    headers: dict[str, str] = {}
+    if status == 401:
+        error = "invalid_token" if target == "api" else "invalid_client"
+        headers["WWW-Authenticate"] = (
+            f'Bearer realm="devserver", error="invalid_token", error_description="{_DESCRIPTION}"'
+            if target == "api"
+            else 'Basic realm="devserver"'
+        )
+    else:
+        error = _ERROR_BY_STATUS.get(status, "server_error" if status >= 500 else "invalid_request")
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(fault.retry_after)
+    headers.update(fault.headers)
+    if target == "token":
+        headers["Cache-Control"] = "no-store"
+    body = (
+        fault.body
+        if fault.body is not None
+        else {"error": error, "error_description": _DESCRIPTION}
+    )
+    return json_response(body, status, headers)
+
+
+def capture(req: Request, response: Response, client_id: str | None = None) -> CapturedRequest:
+    return CapturedRequest(
+        method=req.method,
+        path=req.path,
+        query_string=req.query_string.decode("latin-1"),
+        headers=dict(req.headers),
+        body=req.get_data(cache=True),
+        form=req.form.to_dict() if req.mimetype == "application/x-www-form-urlencoded" else {},
+        status=response.status_code,
+        timestamp=time.time(),
+        client_id=client_id,
+        remote_port=int(req.environ.get("REMOTE_PORT") or 0) or None,
+    )
+
+
+def instrument(
+    blueprint: Blueprint,
+    faults: FaultSet,
+    record: Callable[[Request, Response], None],
+) -> None:
+    """Apply ``faults`` to, and ``record`` every request of, ``blueprint``'s routes."""
+
+    @blueprint.before_request
+    def _before() -> Response | None:
+        # Keep the raw body so it can be captured after the view parsed the form.
+        request.get_data(cache=True)
+        fault = faults.take()
+        if fault is None:
+            return None
+        if fault.delay > 0:
+            time.sleep(fault.delay)
+        if fault.status is not None:
+            return fault_response(fault, faults.target)
+        return None
+
+    @blueprint.after_request
+    def _after(response: Response) -> Response:
+        record(request, response)
+        return response

@@ -1,0 +1,223 @@
+"""``DevServer``: the authorization server and the protected API, run together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+from flask import Flask
+
+from devserver.api import create_api_app, create_api_blueprint
+from devserver.auth_server import JWKS_PATH, TOKEN_PATH, AuthServerUrls, create_auth_app
+from devserver.clients import Client, ClientRegistry, build_client
+from devserver.control import create_control_blueprint
+from devserver.dataset import DEFAULT_SIZE, Dataset
+from devserver.faults import FaultSet
+from devserver.httpd import BackgroundServer
+from devserver.keys import SigningKey
+from devserver.stats import Stats
+from devserver.tokens import AccessTokenVerifier, TokenRegistry
+
+
+class DevServer:
+    """A local OAuth 2.0 authorization server plus a protected API, each on its own
+    loopback port. Nothing is bound until ``start()``; clients can be added any time.
+
+    ``issuer_path`` mounts the issuer under a path, e.g. ``"/realms/demo"`` gives
+    ``http://127.0.0.1:P/realms/demo`` (Keycloak style). ``expected_audience``, when
+    set, makes the API reject tokens whose ``aud`` does not contain it.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        auth_port: int = 0,
+        api_port: int = 0,
+        issuer_path: str = "",
+        dataset_size: int = DEFAULT_SIZE,
+        expected_audience: str | None = None,
+        capture: bool = True,
+    ) -> None:
+        if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
+            raise ValueError("issuer_path must start with '/' and not end with '/'")
+        self.host = host
+        self.auth_port = auth_port
+        self.api_port = api_port
+        self.issuer_path = issuer_path
+        self.expected_audience = expected_audience
+        self.clients = ClientRegistry()
+        self.stats = Stats(capture=capture)
+        self.api_faults = FaultSet("api")
+        self.token_faults = FaultSet("token")
+        self.tokens = TokenRegistry()
+        self.dataset = Dataset(dataset_size)
+        self.signing_key = SigningKey()
+        self._auth: BackgroundServer | None = None
+        self._api: BackgroundServer | None = None
+        self._urls: AuthServerUrls | None = None
+
+    # -- clients ---------------------------------------------------------------
+
+    def add_client(
+        self,
+        client_id: str,
+        *,
+        secret: str | None = None,
+        public_jwk: dict[str, Any] | None = None,
+        auth_methods: Sequence[str] = ("client_secret_basic",),
+        scope: str = "",
+        default_scope: str | None = None,
+        token_lifetime: int = 3600,
+    ) -> Client:
+        """Register (or replace) a client that may use exactly ``auth_methods``.
+
+        ``scope`` is what the client may request; a request without scope gets
+        ``default_scope`` (default: all of ``scope``). ``token_lifetime`` is the
+        access-token lifetime in seconds.
+        """
+        client = build_client(
+            client_id,
+            secret=secret,
+            public_jwk=public_jwk,
+            auth_methods=auth_methods,
+            scope=scope,
+            default_scope=default_scope,
+            token_lifetime=token_lifetime,
+        )
+        self.clients.add(client)
+        return client
+
+    def remove_client(self, client_id: str) -> None:
+        self.clients.remove(client_id)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind both servers (ephemeral ports unless given) and serve from daemon threads."""
+        if self._auth is not None:
+            raise RuntimeError("DevServer already started")
+        auth = BackgroundServer(self.host, self.auth_port)
+        try:
+            api = BackgroundServer(self.host, self.api_port)
+        except BaseException:
+            auth.stop()
+            raise
+        try:
+            issuer = f"{auth.url}{self.issuer_path}"
+            urls = AuthServerUrls(
+                issuer=issuer,
+                token_url=f"{issuer}{TOKEN_PATH}",
+                jwks_url=f"{issuer}{JWKS_PATH}",
+                default_audience=api.url,
+            )
+            auth.start(self._auth_app(urls))
+            api.start(self._api_app(urls))
+        except BaseException:
+            auth.stop()
+            api.stop()
+            raise
+        self._auth, self._api, self._urls = auth, api, urls
+        return self
+
+    def _auth_app(self, urls: AuthServerUrls) -> Flask:
+        return create_auth_app(
+            urls=urls,
+            issuer_path=self.issuer_path,
+            clients=self.clients,
+            signing_key=self.signing_key,
+            tokens=self.tokens,
+            stats=self.stats,
+            faults=self.token_faults,
+        )
+
+    def _api_app(self, urls: AuthServerUrls) -> Flask:
+        verifier = AccessTokenVerifier(
+            self.signing_key.public, urls.issuer, self.tokens, lambda: self.expected_audience
+        )
+        api = create_api_blueprint(
+            verifier=verifier, dataset=self.dataset, stats=self.stats, faults=self.api_faults
+        )
+        return create_api_app(api, create_control_blueprint(self))
+
+    def stop(self) -> None:
+        servers = [s for s in (self._api, self._auth) if s is not None]
+        for server in servers:  # both shut down in parallel
+            server.request_stop()
+        for server in servers:
+            server.stop()
+        self._auth = self._api = None
+        self._urls = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._auth is not None
+
+    # -- addresses -------------------------------------------------------------
+
+    def _started(self) -> AuthServerUrls:
+        if self._urls is None:
+            raise RuntimeError("DevServer is not started")
+        return self._urls
+
+    @property
+    def issuer(self) -> str:
+        return self._started().issuer
+
+    @property
+    def token_url(self) -> str:
+        return self._started().token_url
+
+    @property
+    def jwks_url(self) -> str:
+        return self._started().jwks_url
+
+    @property
+    def api_url(self) -> str:
+        return self._started().default_audience
+
+    @property
+    def openid_configuration_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def oauth_metadata_url(self) -> str:
+        """RFC 8414 metadata URL (well-known suffix inserted before the issuer path)."""
+        origin = self.issuer.removesuffix(self.issuer_path) if self.issuer_path else self.issuer
+        return f"{origin}/.well-known/oauth-authorization-server{self.issuer_path}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.api_url}/_control"
+
+    # -- test controls -----------------------------------------------------------
+
+    @property
+    def dataset_size(self) -> int:
+        return self.dataset.size
+
+    @dataset_size.setter
+    def dataset_size(self, size: int) -> None:
+        self.dataset.size = size
+
+    def revoke_all_tokens(self) -> int:
+        """Revoke every token issued so far (the API then rejects them); returns the count."""
+        return self.tokens.revoke_all()
+
+    def reset(self) -> None:
+        """Zero the counters, drop captures and clear all faults."""
+        self.stats.reset()
+        self.api_faults.clear()
+        self.token_faults.clear()

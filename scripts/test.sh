@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make test`: lint, types, and the whole suite on the newest and the oldest supported Airflow.
+# Prints how long each stage took. `scripts/test.sh lint` runs only the static checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONDONTWRITEBYTECODE=1
+
+declare -a SUMMARY=()
+stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  echo
+  echo "=== $name"
+  "$@"
+  SUMMARY+=("$(printf '%-34s %4ds' "$name" $((SECONDS - start)))")
+}
+report() {
+  echo
+  echo "=== stage times"
+  printf '%s\n' "${SUMMARY[@]}"
+}
+trap report EXIT
+
+stage "setup: uv, locked environments" scripts/ensure-env.sh --floor
+stage "setup: system packages" scripts/ensure-system-packages.sh
+stage "lint: ruff check + format" bash -c \
+  '.venv/bin/ruff check . && .venv/bin/ruff format --check .'
+stage "types: mypy (strict)" .venv/bin/mypy
+[[ "${1:-}" == "lint" ]] && exit 0
+
+AIRFLOW_VERSION=$(.venv/bin/python -c 'import airflow; print(airflow.__version__)')
+FLOOR_VERSION=$(.venv-floor/bin/python -c 'import airflow; print(airflow.__version__)')
+stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv
+stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor
