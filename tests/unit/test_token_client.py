@@ -221,3 +221,30 @@ def test_discovery_rejects_a_foreign_issuer(canned: CannedServer) -> None:
     )
     with pytest.raises(OAuthCCConfigError, match="belongs to issuer"):
         TokenClient(config).fetch_token()
+
+
+def test_private_key_jwt_with_ed25519(canned: CannedServer) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from joserfc.jwk import OKPKey
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    config = ClientConfig.from_connection(
+        client_id="app",
+        client_secret=None,
+        extra={
+            "auth_url": f"{canned.url}/t",
+            "auth_method": "private_key_jwt",
+            "private_key": pem,
+            "key_id": "k1",
+        },
+    )
+    assert config.signing_algorithm == "EdDSA"
+    canned.add_json(200, OK)
+    TokenClient(config).fetch_token()
+    assertion = form(canned)["client_assertion"][0]
+    token = jwt.decode(assertion, OKPKey.import_key(pem), algorithms=["EdDSA"])
+    assert token.header["kid"] == "k1" and token.claims["sub"] == "app"
