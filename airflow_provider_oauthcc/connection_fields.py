@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_oauthcc.auth.config import AUTH_METHODS, CACHE_BACKENDS
+from airflow_provider_oauthcc.auth.config import (
+    AUTH_METHODS,
+    CACHE_BACKENDS,
+    DEFAULT_REDIS_CONN_ID,
+)
 
+# The port stays visible: the Test button of Airflow 3.3.2 and older answers "Bad Request" for
+# a connection without one (it sends port 0 for "none"; apache/airflow#73298).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
+    "hidden-fields": ["schema"],
     "relabeling": {
         "host": "API base URL",
+        "port": "API port",
         "login": "Client ID",
         "password": "Client secret",
     },
     "placeholders": {
         "host": "https://api.example.com",
+        "port": "optional, e.g. 443 (the Test button of Airflow 3.3.2 and older needs it)",
         "login": "the application's client ID",
         "password": "client secret (not needed for private_key_jwt / tls_client_auth)",
         "auth_url": "https://idp.example.com/oauth/token",
@@ -23,6 +31,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "audience": "https://api.example.com/",
         "request_params": '{"tenant": "acme"}',
         "headers": '{"Accept": "application/json"}',
+        "cache_dir": "/var/cache/airflow/oauthcc-token-cache",
+        "cache_redis_conn_id": "redis_default",
     },
 }
 
@@ -38,41 +48,59 @@ def _text(label: str, description: str, **schema: Any) -> dict[str, Any]:
 CONN_FIELDS: dict[str, Any] = {
     "auth_url": _text(
         "Token endpoint URL",
-        "Where tokens are requested, e.g. https://tenant.auth0.com/oauth/token. "
-        "Leave empty to discover it from the issuer.",
+        "Where the client gets its access tokens, e.g. https://TENANT.auth0.com/oauth/token. "
+        "Leave empty to discover it from the Issuer URL.",
         format="url",
     ),
     "issuer": _text(
         "Issuer URL",
-        "The authorization server's issuer; its token endpoint is discovered from "
-        "/.well-known/openid-configuration (or RFC 8414 metadata). Used when no token endpoint is set.",
+        "The identity provider's issuer, e.g. https://sso.example.com/realms/data. Used when "
+        "the token endpoint is empty: it is discovered from /.well-known/openid-configuration "
+        "(or RFC 8414 metadata).",
         format="url",
     ),
     "auth_method": {
         "label": "Client authentication",
-        "description": "How the client proves its identity at the token endpoint.",
+        "description": "How the client proves its identity at the token endpoint. With a client "
+        "secret most providers accept HTTP Basic; with a certificate or key pair, private_key_jwt.",
         "schema": {
             "type": ["string", "null"],
             "enum": list(AUTH_METHODS),
             "default": AUTH_METHODS[0],
+            "values_display": {
+                "client_secret_basic": "Client secret, HTTP Basic (client_secret_basic)",
+                "client_secret_post": "Client secret in the request body (client_secret_post)",
+                "client_secret_jwt": "JWT signed with the client secret (client_secret_jwt)",
+                "private_key_jwt": "JWT signed with a private key (private_key_jwt)",
+                "tls_client_auth": "Mutual TLS client certificate (tls_client_auth)",
+            },
         },
     },
-    "scope": _text("Scope", "Space-separated scopes to request, e.g. 'read:orders'."),
+    "scope": _text(
+        "Scope",
+        "Space-separated scopes to request, e.g. 'read:orders' (Entra ID: "
+        "'api://APP-ID/.default'). Empty: the client's default scopes.",
+    ),
     "audience": _text(
-        "Audience", "The API identifier, sent as 'audience' (Auth0, Okta custom APIs)."
+        "Audience",
+        "The API identifier, sent as 'audience', e.g. https://api.example.com/ (Auth0 needs it).",
     ),
     "resource": _text(
-        "Resource", "RFC 8707 resource indicator URI, sent as 'resource' (ADFS, Entra v1)."
+        "Resource", "RFC 8707 resource indicator URI, sent as 'resource' (ADFS, Entra ID v1)."
     ),
     "private_key": _text(
         "Private key (PEM)",
-        "For private_key_jwt: the PEM private key that signs the client assertion.",
+        "For private_key_jwt: the PEM private key (RSA, EC or Ed25519) that signs the client "
+        "assertion; paste it whole, BEGIN and END lines included.",
         format="password",
     ),
     "private_key_passphrase": _text(
         "Private key passphrase", "Only if the PEM private key is encrypted.", format="password"
     ),
-    "key_id": _text("Key ID (kid)", "The key ID registered with the authorization server."),
+    "key_id": _text(
+        "Key ID (kid)",
+        "For private_key_jwt: the ID of the key as registered with the identity provider.",
+    ),
     "signing_algorithm": {
         "label": "Signing algorithm",
         "description": "JWT assertion algorithm; by default RS256 for RSA keys, ES256 for EC keys, "
@@ -95,6 +123,7 @@ CONN_FIELDS: dict[str, Any] = {
                 "HS512",
                 None,
             ],
+            "values_display": {"null": "Automatic (from the key type)"},
         },
     },
     "client_cert": _text(
@@ -119,7 +148,19 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "cache_backend": {
         "label": "Token cache",
-        "description": "memory: one token per task process.",
+        "description": "memory: one token per task process. file: shared by the task processes "
+        "of a worker machine (encrypted files). redis: shared by every worker (encrypted, "
+        "expires with the token). If a shared cache is unavailable, tokens are fetched directly.",
         "schema": {"type": ["string", "null"], "enum": list(CACHE_BACKENDS), "default": "memory"},
     },
+    "cache_dir": _text(
+        "Token cache folder",
+        "For the file cache: an absolute path on each worker. Default: "
+        "$AIRFLOW_HOME/oauthcc-token-cache.",
+    ),
+    "cache_redis_conn_id": _text(
+        "Token cache Redis connection",
+        "For the redis cache: the ID of an Airflow Redis connection (host, port, password, "
+        f"extra db / ssl). Default: {DEFAULT_REDIS_CONN_ID}.",
+    ),
 }

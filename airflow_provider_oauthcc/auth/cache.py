@@ -14,8 +14,15 @@ from typing import Protocol
 from airflow_provider_oauthcc.auth.token import Token
 
 
+class TokenCacheError(Exception):
+    """A shared cache could not be used; callers fail open (see cache_fail_open)."""
+
+
 class TokenCache(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """Backend name for logs: memory, file, redis."""
+        ...
 
     def get(self, key: str) -> Token | None: ...
 
@@ -65,3 +72,15 @@ class MemoryTokenCache:
 
 
 PROCESS_CACHE = MemoryTokenCache()
+
+
+class KeyedLocks:
+    """One thread lock per name, created on first use."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __getitem__(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())

@@ -20,7 +20,8 @@ AUTH_METHODS = (
     "tls_client_auth",
 )
 SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
-CACHE_BACKENDS = ("memory",)
+CACHE_BACKENDS = ("memory", "file", "redis")
+DEFAULT_REDIS_CONN_ID = "redis_default"
 
 # Extras keys. Airflow hides any extra whose key contains a sensitive word ("token", "secret",
 # "private_key", "proxy" ...), so the non-secret ones are named to stay visible.
@@ -46,6 +47,8 @@ OAUTH_KEYS = frozenset(
         "default_expires_in",
         "headers",
         "cache_backend",
+        "cache_dir",
+        "cache_redis_conn_id",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -100,6 +103,8 @@ class ClientConfig:
     allow_insecure_http: bool = False
     default_expires_in: int = DEFAULT_EXPIRES_IN
     cache_backend: str = "memory"
+    cache_dir: str | None = None
+    cache_redis_conn_id: str = DEFAULT_REDIS_CONN_ID
     api_base_url: str | None = None
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
@@ -184,6 +189,8 @@ class ClientConfig:
                 _positive_number(extras, "default_expires_in", DEFAULT_EXPIRES_IN)
             ),
             cache_backend=_choice(extras, "cache_backend", CACHE_BACKENDS, "memory"),
+            cache_dir=_absolute_path(extras, "cache_dir"),
+            cache_redis_conn_id=_str(extras, "cache_redis_conn_id") or DEFAULT_REDIS_CONN_ID,
             api_base_url=api_base_url or None,
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
@@ -361,6 +368,17 @@ def _positive_number(extras: Mapping[str, Any], key: str, default: float) -> flo
     return number
 
 
+def _absolute_path(extras: Mapping[str, Any], key: str) -> str | None:
+    value = _str(extras, key)
+    if value is None:
+        return None
+    path = os.path.expanduser(value)
+    if not os.path.isabs(path):
+        # A task's working directory is not stable: a relative folder would split the cache.
+        raise OAuthCCConfigError(key, f"must be an absolute path, got {value!r}")
+    return path
+
+
 def _check_file(key: str, path: str) -> None:
     if not os.path.isfile(path):
         raise OAuthCCConfigError(key, f"file not found: {path}")
@@ -375,13 +393,23 @@ def _check_private_key(pem: str | None, passphrase: str | None, algorithm: str |
     key_type = private_key_type(pem, passphrase)
     allowed = _ALGORITHMS_BY_KEY_TYPE[key_type]
     if algorithm is None:
-        return allowed[0]
+        return _default_algorithm(pem, passphrase) if key_type == "EC" else allowed[0]
     if algorithm not in allowed:
         raise OAuthCCConfigError(
             "signing_algorithm",
             f"{algorithm} does not fit a {key_type} key; use one of {', '.join(allowed)}",
         )
     return algorithm
+
+
+def _default_algorithm(pem: str, passphrase: str | None) -> str:
+    """ES256, ES384 or ES512, by the curve of an EC key (RFC 7518 §3.4)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    key: Any = load_pem_private_key(
+        pem.encode(), password=passphrase.encode() if passphrase else None
+    )
+    return {256: "ES256", 384: "ES384", 521: "ES512"}.get(key.curve.key_size, "ES256")
 
 
 def private_key_type(pem: str, passphrase: str | None = None) -> str:

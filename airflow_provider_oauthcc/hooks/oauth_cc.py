@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from airflow.providers.common.compat.sdk import mask_secret
 from airflow.providers.http.hooks.http import HttpHook
 
-from airflow_provider_oauthcc.auth import masking
+from airflow_provider_oauthcc.auth import masking, metrics
+from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
-from airflow_provider_oauthcc.connection_fields import UI_FIELD_BEHAVIOUR
+
+
+class _AirflowStats:
+    """Airflow's Stats (statsd / OpenTelemetry, as the deployment configures), imported on use."""
+
+    def incr(self, name: str) -> None:
+        from airflow.providers.common.compat.sdk import Stats
+
+        Stats.incr(name)
+
+    def timing(self, name: str, seconds: float) -> None:
+        from airflow.providers.common.compat.sdk import Stats
+
+        Stats.timing(name, timedelta(seconds=seconds))
+
 
 masking.set_masker(mask_secret)
+metrics.set_recorder(_AirflowStats())
 
 
 class OAuthCCHook(HttpHook):
@@ -45,9 +63,18 @@ class OAuthCCHook(HttpHook):
         self._oauth_config: ClientConfig | None = None
         self._token_provider: TokenProvider | None = None
 
+    # The connection form for Airflow 3.1; 3.2+ reads it from provider info (conn-fields).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        from airflow_provider_oauthcc.legacy_connection_form import connection_form_widgets
+
+        return connection_form_widgets()
+
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return UI_FIELD_BEHAVIOUR
+        from airflow_provider_oauthcc.legacy_connection_form import ui_field_behaviour
+
+        return ui_field_behaviour()
 
     @property
     def oauth_config(self) -> ClientConfig:
@@ -74,8 +101,21 @@ class OAuthCCHook(HttpHook):
     @property
     def token_provider(self) -> TokenProvider:
         if self._token_provider is None:
-            self._token_provider = TokenProvider(self.oauth_config)
+            config = self.oauth_config
+            cache = make_token_cache(config, redis_url=self._cache_redis_url)
+            self._token_provider = TokenProvider(config, cache=cache)
         return self._token_provider
+
+    def _cache_redis_url(self) -> str:
+        """The URL of the ``cache_redis_conn_id`` connection; called when Redis is first used."""
+        conn_id = self.oauth_config.cache_redis_conn_id
+        try:
+            connection = self.get_connection(conn_id)
+        except Exception as exc:
+            raise LookupError(
+                f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
+            ) from None
+        return redis_url(connection)
 
     def get_token(self) -> str:
         """A valid access token (cached, refreshed before expiry)."""
@@ -158,6 +198,25 @@ def api_error(response: requests.Response) -> ApiError:
             error_description=description,
         )
     return ApiError(message, status=status)
+
+
+def redis_url(connection: Any) -> str:
+    """A redis:// URL from an Airflow Redis connection (host, port, login, password, extra
+    ``db`` and ``ssl``, as the Redis provider reads them); a URL in the host field is used as is.
+    """
+    masking.mask(connection.password)
+    host = connection.host or "localhost"
+    if "://" in host:
+        return str(host)
+    extra = connection.extra_dejson
+    scheme = "rediss" if str(extra.get("ssl", "")).lower() in ("true", "1", "yes") else "redis"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    login = quote(connection.login or "", safe="")
+    password = quote(connection.password or "", safe="")
+    masking.mask(password)
+    userinfo = f"{login}:{password}@" if login or password else ""
+    return f"{scheme}://{userinfo}{host}:{connection.port or 6379}/{int(extra.get('db') or 0)}"
 
 
 def _parse_challenge(header: str) -> dict[str, str]:

@@ -20,7 +20,15 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 START_TIMEOUT = 60.0
-PRELOAD = ["airflow_provider_oauthcc.hooks.oauth_cc", "tests.support.task_processes"]
+# What a worker has imported before it starts a task (a Celery worker on Redis has redis).
+PRELOAD = [
+    "airflow_provider_oauthcc.hooks.oauth_cc",
+    "airflow.sdk.execution_time.supervisor",  # what get_connection() imports on first use
+    "cryptography.hazmat.primitives.ciphers.aead",
+    "redis",
+    "tests.support.task_processes",
+    "tests.support.task_warmup",
+]
 
 
 @dataclass
@@ -70,11 +78,14 @@ def run_tasks(
     try:
         while len(collected) < count:
             try:
-                collected.append(results.get(timeout=max(0.1, deadline - time.monotonic())))
+                collected.append(results.get(timeout=0.2))
             except queue.Empty:
-                raise AssertionError(
-                    f"only {len(collected)} of {count} task processes reported within {timeout} s"
-                ) from None
+                crashed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+                if crashed or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"only {len(collected)} of {count} task processes reported "
+                        f"(exit codes of crashed ones: {crashed})"
+                    ) from None
     finally:
         for process in processes:
             process.join(timeout=10)

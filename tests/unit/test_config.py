@@ -24,8 +24,8 @@ def rsa_pem() -> str:
     ).decode()
 
 
-def ec_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
+def ec_pem(curve: ec.EllipticCurve | None = None) -> str:
+    key = ec.generate_private_key(curve or ec.SECP256R1())
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -178,6 +178,12 @@ def test_private_key_algorithm_follows_key_type() -> None:
         secret=None,
     )
     assert ec_config.signing_algorithm == "ES256"
+    p384 = {
+        "auth_url": TOKEN_URL,
+        "auth_method": "private_key_jwt",
+        "private_key": ec_pem(ec.SECP384R1()),
+    }
+    assert build(p384, secret=None).signing_algorithm == "ES384"
     error = config_error(
         {
             "auth_url": TOKEN_URL,

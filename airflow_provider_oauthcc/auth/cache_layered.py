@@ -1,0 +1,43 @@
+"""LayeredTokenCache: the process's memory in front of a shared cache.
+
+A task sends many requests and asks for the token before each; the shared store (a file to
+decrypt, a Redis round trip) is read only when memory holds no fresh token.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE, MemoryTokenCache, TokenCache
+from airflow_provider_oauthcc.auth.token import Token
+
+
+class LayeredTokenCache:
+    def __init__(self, shared: TokenCache, local: MemoryTokenCache = PROCESS_CACHE) -> None:
+        self.shared = shared
+        self.local = local
+
+    @property
+    def name(self) -> str:
+        return self.shared.name
+
+    def get(self, key: str) -> Token | None:
+        local = self.local.get(key)
+        if local is not None and local.is_fresh():
+            return local
+        shared = self.shared.get(key)
+        if shared is None or (local is not None and local.expires_at >= shared.expires_at):
+            return local
+        self.local.put(key, shared)
+        return shared
+
+    def put(self, key: str, token: Token) -> None:
+        self.local.put(key, token)
+        self.shared.put(key, token)
+
+    def invalidate(self, key: str, token: Token) -> bool:
+        self.local.invalidate(key, token)
+        return self.shared.invalidate(key, token)
+
+    def lock(self, key: str) -> AbstractContextManager[None]:
+        return self.shared.lock(key)

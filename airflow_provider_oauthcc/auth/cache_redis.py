@@ -1,0 +1,183 @@
+"""RedisTokenCache: tokens shared by every worker of a deployment.
+
+Entries are encrypted (see cache_crypto) and expire with the token. The fetch lock expires
+by itself, so a holder that crashed blocks the others for ``lock_timeout`` at most.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_oauthcc.auth.cache import KeyedLocks, TokenCacheError
+from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
+from airflow_provider_oauthcc.auth.token import Token
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+KEY_PREFIX = "oauthcc:"
+DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_SOCKET_TIMEOUT = 5.0
+
+# Delete the entry only if it still holds the exact (encrypted) value that was compared.
+_DELETE_IF_UNCHANGED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+log = logging.getLogger(__name__)
+_thread_locks = KeyedLocks()
+# One client (and connection pool) per URL and process, shared by every hook.
+_clients: dict[str, Redis] = {}
+_clients_guard = threading.Lock()
+
+
+class RedisTokenCache:
+    name = "redis"
+
+    def __init__(
+        self,
+        url: str | Callable[[], str],
+        cipher: TokenCipher,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_wait: float | None = None,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    ) -> None:
+        """``lock_timeout``: how long a fetch may hold the lock before it expires by itself;
+        ``lock_wait``: how long a process waits for it (default: a little longer)."""
+        self._url = url
+        self._cipher = cipher
+        self._lock_timeout = lock_timeout
+        self._lock_wait = lock_timeout + 5 if lock_wait is None else lock_wait
+        self._socket_timeout = socket_timeout
+        self._redis: Redis | None = None
+
+    def __repr__(self) -> str:
+        return "RedisTokenCache(<url hidden>)"
+
+    def get(self, key: str) -> Token | None:
+        blob = self._client().get(_entry_name(key))
+        if blob is None:
+            return None
+        token = self._cipher.open(key, _as_bytes(blob))
+        if token is None:
+            log.info(
+                "Ignoring a Redis token cache entry that does not decrypt with this connection's "
+                "credential (corrupt, or written with another secret); it will be replaced"
+            )
+        return token
+
+    def put(self, key: str, token: Token) -> None:
+        ttl_ms = int((token.expires_at - time.time()) * 1000)
+        if ttl_ms <= 0:
+            return
+        self._client().set(_entry_name(key), self._cipher.seal(key, token), px=ttl_ms)
+
+    def invalidate(self, key: str, token: Token) -> bool:
+        client = self._client()
+        blob = client.get(_entry_name(key))
+        if blob is None:
+            return False
+        current = self._cipher.open(key, _as_bytes(blob))
+        if current is None or current.access_token != token.access_token:
+            return False
+        deleted = client.eval(_DELETE_IF_UNCHANGED, 1, _entry_name(key), blob)
+        return bool(deleted)
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        from redis.exceptions import LockError
+
+        client = self._client()
+        thread_lock = _thread_locks[_lock_name(key)]
+        if not thread_lock.acquire(timeout=self._lock_wait):
+            raise TokenCacheError("timed out waiting for another thread's fetch")
+        try:
+            shared = client.lock(
+                _lock_name(key),
+                timeout=self._lock_timeout,
+                sleep=0.02,
+                blocking_timeout=self._lock_wait,
+                thread_local=False,
+            )
+            if not shared.acquire():
+                raise TokenCacheError(
+                    f"timed out after {self._lock_wait:g} s waiting for the Redis lock"
+                )
+            try:
+                yield
+            finally:
+                try:
+                    shared.release()
+                except LockError:
+                    # Held longer than lock_timeout: it expired, maybe another process has it now.
+                    log.debug("Redis token lock expired before release")
+        finally:
+            thread_lock.release()
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            url = self._url() if callable(self._url) else self._url
+            with _clients_guard:
+                client = _clients.get(url)
+                if client is None:
+                    client = _clients[url] = _connect(url, self._socket_timeout)
+            self._redis = client
+        return self._redis
+
+
+def _connect(url: str, socket_timeout: float) -> Redis:
+    try:
+        import redis
+    except ImportError:
+        raise TokenCacheError(
+            "the redis cache needs the redis client: pip install 'airflow-provider-oauthcc[redis]'"
+        ) from None
+
+    try:
+        client: Redis = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
+    except ValueError:
+        # redis-py's message repeats the URL, password included.
+        raise TokenCacheError(
+            "the Redis URL is not valid (expected redis://[[user]:password@]host[:port][/db], "
+            "or rediss:// for TLS)"
+        ) from None
+    return client
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    # The client is made without decode_responses, so values come back as bytes.
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _entry_name(key: str) -> str:
+    return f"{KEY_PREFIX}token:{_digest(key)}"
+
+
+def _lock_name(key: str) -> str:
+    return f"{KEY_PREFIX}lock:{_digest(key)}"
+
+
+def close_clients() -> None:
+    """Close every pooled Redis connection of this process (tests, shutdown)."""
+    with _clients_guard:
+        clients: list[Any] = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client.close()

@@ -1,0 +1,51 @@
+"""The connection form for Airflow before 3.2, which asks the hook class for it.
+
+Airflow 3.2+ reads the form from provider info (``conn-fields``, ``ui-field-behaviour``).
+Airflow 3.1 calls ``get_connection_form_widgets()`` and ``get_ui_field_behaviour()`` on the
+hook and wants WTForms fields (``/ui/connections/hook_meta`` swaps in stand-ins while it asks).
+Both are built here from the data in :mod:`connection_fields`, so the two forms cannot drift.
+WTForms is imported on call, never when the hook is imported.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_oauthcc.connection_fields import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """WTForms fields (string, password, integer; a choice list as a string with ``any_of``)."""
+    from wtforms import IntegerField, PasswordField, StringField
+    from wtforms.validators import any_of
+
+    widgets: dict[str, Any] = {}
+    for key, field in CONN_FIELDS.items():
+        schema = field["schema"]
+        common = {
+            "label": field["label"],
+            "description": field.get("description", ""),
+            "default": schema.get("default"),
+        }
+        if schema.get("format") == "password":
+            widgets[key] = PasswordField(**common)
+        elif "enum" in schema:
+            choices = [value for value in schema["enum"] if value is not None]
+            widgets[key] = StringField(validators=[any_of(choices)], **common)
+        elif {"number", "integer"} & set(schema["type"]):
+            widgets[key] = IntegerField(**common)
+        else:
+            widgets[key] = StringField(**common)
+    return widgets
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """The standard fields' labels, placeholders and hidden ones, in the hook method's format.
+
+    A new dict on every call: Airflow 3.1 rewrites the placeholders' keys in place.
+    """
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }
