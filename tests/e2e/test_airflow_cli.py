@@ -26,6 +26,13 @@ def server() -> Iterator[DevServer]:
         yield srv
 
 
+def airflow_version() -> tuple[int, int]:
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)
+
+
 def airflow(*args: str, home: Path, **conns: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, AIRFLOW_HOME=str(home), AIRFLOW__CORE__TEST_CONNECTION="Enabled")
     env.update({f"AIRFLOW_CONN_{k.upper()}": v for k, v in conns.items()})
@@ -48,7 +55,8 @@ def test_connections_test_success_and_invalid_client(server: DevServer, tmp_path
 
     wrong = conn_json(server.api_url, "app", "wrong-secret-42", auth_url=server.token_url)
     result = airflow("connections", "test", "crm", home=tmp_path, crm=wrong)
-    assert result.returncode != 0
     assert "Connection failed!" in result.stdout and "invalid_client" in result.stdout
+    if airflow_version() >= (3, 2):  # 3.1's CLI exits 0 after a failed test
+        assert result.returncode != 0
     for stream in (result.stdout, result.stderr):
         assert "wrong-secret-42" not in stream and SECRET not in stream
