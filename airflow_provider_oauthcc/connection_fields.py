@@ -10,8 +10,8 @@ from airflow_provider_oauthcc.auth.config import (
     DEFAULT_REDIS_CONN_ID,
 )
 
-# The port stays visible: the Test button of Airflow 3.3.2 and older answers "Bad Request" for
-# a connection without one (it sends port 0 for "none"; apache/airflow#73298).
+# The port stays visible: Airflow 3.3.2's Test button answers "Bad Request" for a connection
+# without one (the UI sends port 0 for "none"; fixed by apache/airflow#73298).
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema"],
     "relabeling": {
@@ -22,7 +22,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     },
     "placeholders": {
         "host": "https://api.example.com",
-        "port": "optional, e.g. 443 (the Test button of Airflow 3.3.2 and older needs it)",
+        "port": "optional, e.g. 443 (Airflow 3.3.2's Test button needs it)",
         "login": "the application's client ID",
         "password": "client secret (not needed for private_key_jwt / tls_client_auth)",
         "auth_url": "https://idp.example.com/oauth/token",

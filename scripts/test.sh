@@ -22,7 +22,7 @@ report() {
 trap report EXIT
 
 stage "setup: uv, locked environments" scripts/ensure-env.sh --floor
-stage "setup: system packages" scripts/ensure-system-packages.sh redis-server:redis-server
+stage "setup: system packages" scripts/ensure-system-packages.sh redis-server:redis-server chromium:chromium
 stage "lint: ruff check + format" bash -c \
   '.venv/bin/ruff check . && .venv/bin/ruff format --check .'
 stage "types: mypy (strict)" .venv/bin/mypy
