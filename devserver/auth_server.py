@@ -1,7 +1,7 @@
 """The authorization server: client-credentials grant, discovery and JWKS.
 
 Built on authlib's Flask ``AuthorizationServer``; this module only supplies the
-client store, the four client-authentication methods and the JWT token generator.
+client store, the five client-authentication methods and the JWT token generator.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from devserver.clients import AUTH_METHODS, GRANT_TYPE, Client, ClientRegistry
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.keys import PRIVATE_KEY_JWT_ALGORITHMS, SECRET_JWT_ALGORITHMS, SigningKey
+from devserver.mtls import authenticate_tls_client
 from devserver.stats import Stats
 from devserver.tokens import TokenRegistry, unverified_claims
 
@@ -170,8 +171,11 @@ def claimed_client_id(req: Request) -> str | None:
     return None
 
 
-def server_metadata(urls: AuthServerUrls, clients: ClientRegistry) -> dict[str, Any]:
-    auth_methods = list(AUTH_METHODS)
+def server_metadata(
+    urls: AuthServerUrls, clients: ClientRegistry, *, client_certs: bool = False
+) -> dict[str, Any]:
+    """``client_certs``: the server verifies TLS client certificates (tls_client_auth)."""
+    auth_methods = [m for m in AUTH_METHODS if client_certs or m != "tls_client_auth"]
     return {
         "issuer": urls.issuer,
         "token_endpoint": urls.token_url,
@@ -196,6 +200,7 @@ def create_auth_app(
     tokens: TokenRegistry,
     stats: Stats,
     faults: FaultSet,
+    client_certs: bool = False,
 ) -> Flask:
     app = Flask("devserver.auth")
     # authlib logs each issued access token at DEBUG level; keep tokens out of logs.
@@ -214,6 +219,8 @@ def create_auth_app(
     server.register_client_auth_method(
         "private_key_jwt", PrivateKeyJWTAssertion(assertion_audiences)
     )
+    # Never succeeds without a verified client certificate, so it is safe on plain HTTP too.
+    server.register_client_auth_method("tls_client_auth", authenticate_tls_client)
 
     token_bp = Blueprint("token", __name__, url_prefix=issuer_path or None)
 
@@ -231,7 +238,7 @@ def create_auth_app(
     discovery_bp = Blueprint("discovery", __name__)
 
     def metadata() -> Response:
-        return json_response(server_metadata(urls, clients))
+        return json_response(server_metadata(urls, clients, client_certs=client_certs))
 
     # OIDC discovery appends the well-known suffix to the issuer; RFC 8414 inserts it
     # between host and issuer path. The appended RFC 8414 form is served as well

@@ -9,11 +9,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from devserver.keys import import_public_jwk, import_shared_secret
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
+AUTH_METHODS = (
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+    "tls_client_auth",
+)
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
 GRANT_TYPE = "client_credentials"
 
@@ -27,6 +35,8 @@ class Client(ClientMixin):
     token_lifetime: int = 3600
     secret: str | None = field(default=None, repr=False)
     public_jwk: dict[str, Any] | None = None
+    #: tls_client_auth: the certificate subject DN (RFC 4514); None means CN=<client_id>.
+    tls_client_auth_subject_dn: str | None = None
     # Parsed once at registration so no request re-parses key material.
     secret_key: OctKey | None = field(default=None, repr=False)
     public_key: RSAKey | ECKey | None = field(default=None, repr=False)
@@ -53,6 +63,13 @@ class Client(ClientMixin):
             self.secret.encode(), client_secret.encode()
         )
 
+    def check_certificate_subject(self, subject: x509.Name) -> bool:
+        """Whether a client certificate's subject identifies this client (RFC 8705 §2.1.2)."""
+        if self.tls_client_auth_subject_dn is not None:
+            return subject == x509.Name.from_rfc4514_string(self.tls_client_auth_subject_dn)
+        names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return [n.value for n in names] == [self.client_id]
+
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in self.auth_methods
 
@@ -78,6 +95,7 @@ def build_client(
     scope: str = "",
     default_scope: str | None = None,
     token_lifetime: int = 3600,
+    tls_client_auth_subject_dn: str | None = None,
 ) -> Client:
     methods = frozenset(auth_methods)
     unknown = methods - set(AUTH_METHODS)
@@ -87,6 +105,16 @@ def build_client(
         raise ValueError(f"client {client_id!r}: a secret is required for {sorted(methods)}")
     if "private_key_jwt" in methods and not public_jwk:
         raise ValueError(f"client {client_id!r}: private_key_jwt requires public_jwk")
+    if tls_client_auth_subject_dn is not None:
+        if "tls_client_auth" not in methods:
+            raise ValueError("tls_client_auth_subject_dn is only for tls_client_auth clients")
+        try:
+            x509.Name.from_rfc4514_string(tls_client_auth_subject_dn)
+        except ValueError:
+            raise ValueError(
+                f"tls_client_auth_subject_dn {tls_client_auth_subject_dn!r} is not an RFC 4514 "
+                "DN such as 'CN=etl,O=Acme'"
+            ) from None
     if token_lifetime <= 0:
         raise ValueError("token_lifetime must be positive")
     if default_scope and not set(default_scope.split()) <= set(scope.split()):
@@ -99,6 +127,7 @@ def build_client(
         token_lifetime=token_lifetime,
         secret=secret,
         public_jwk=public_jwk,
+        tls_client_auth_subject_dn=tls_client_auth_subject_dn,
         secret_key=import_shared_secret(secret) if secret else None,
         public_key=import_public_jwk(public_jwk) if public_jwk else None,
     )

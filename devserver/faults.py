@@ -68,14 +68,18 @@ class FaultSet:
         - ``add(status=429, retry_after=1)``: the next request gets 429, ``Retry-After: 1``.
         - ``add(status=401)``: 401 with a ``WWW-Authenticate`` fitting the target.
         - ``add(delay=2.0)``: the next request is answered normally after 2 s.
+        - ``add(status=307, headers={"Location": url})``: the next request is redirected.
 
         Without ``times`` a fault fires once, or forever when ``every`` is given.
         ``headers`` and ``body`` override the defaults of the fault response.
         """
         if status is None and delay <= 0:
             raise ValueError("a fault needs a status, a delay, or both")
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("fault status must be a 4xx or 5xx code")
+        if status is not None and 300 <= status <= 399:
+            if not (headers or {}).get("Location"):
+                raise ValueError("a 3xx fault needs a Location header")
+        elif status is not None and not 400 <= status <= 599:
+            raise ValueError("fault status must be a 3xx (with Location), 4xx or 5xx code")
         if every is not None and every < 1:
             raise ValueError("every must be >= 1")
         if times is not None and times < 1:

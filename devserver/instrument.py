@@ -33,6 +33,8 @@ def json_response(
 def fault_response(fault: Fault, target: str) -> Response:
     assert fault.status is not None
     status = fault.status
+    if status < 400:  # a redirect: only its headers (Location) matter
+        return Response(b"", status=status, headers=fault.headers)
     headers: dict[str, str] = {}
     if status == 401:
         error = "invalid_token" if target == "api" else "invalid_client"

@@ -17,6 +17,7 @@ from devserver.faults import FaultSet
 from devserver.httpd import BackgroundServer
 from devserver.keys import SigningKey
 from devserver.stats import Stats
+from devserver.tls import ServerTLS, TLSBackgroundServer
 from devserver.tokens import AccessTokenVerifier, TokenRegistry
 
 
@@ -27,6 +28,10 @@ class DevServer:
     ``issuer_path`` mounts the issuer under a path, e.g. ``"/realms/demo"`` gives
     ``http://127.0.0.1:P/realms/demo`` (Keycloak style). ``expected_audience``, when
     set, makes the API reject tokens whose ``aud`` does not contain it.
+
+    ``tls`` serves both over HTTPS (``devserver.pki.make_dev_pki`` makes the files); its
+    ``client_ca_file`` makes the authorization server ask for client certificates, which
+    enables ``tls_client_auth`` clients.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class DevServer:
         dataset_size: int = DEFAULT_SIZE,
         expected_audience: str | None = None,
         capture: bool = True,
+        tls: ServerTLS | None = None,
     ) -> None:
         if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
             raise ValueError("issuer_path must start with '/' and not end with '/'")
@@ -47,6 +53,7 @@ class DevServer:
         self.api_port = api_port
         self.issuer_path = issuer_path
         self.expected_audience = expected_audience
+        self.tls = tls
         self.clients = ClientRegistry()
         self.stats = Stats(capture=capture)
         self.api_faults = FaultSet("api")
@@ -54,8 +61,8 @@ class DevServer:
         self.tokens = TokenRegistry()
         self.dataset = Dataset(dataset_size)
         self.signing_key = SigningKey()
-        self._auth: BackgroundServer | None = None
-        self._api: BackgroundServer | None = None
+        self._auth: BackgroundServer | TLSBackgroundServer | None = None
+        self._api: BackgroundServer | TLSBackgroundServer | None = None
         self._urls: AuthServerUrls | None = None
 
     # -- clients ---------------------------------------------------------------
@@ -70,12 +77,14 @@ class DevServer:
         scope: str = "",
         default_scope: str | None = None,
         token_lifetime: int = 3600,
+        tls_client_auth_subject_dn: str | None = None,
     ) -> Client:
         """Register (or replace) a client that may use exactly ``auth_methods``.
 
         ``scope`` is what the client may request; a request without scope gets
         ``default_scope`` (default: all of ``scope``). ``token_lifetime`` is the
-        access-token lifetime in seconds.
+        access-token lifetime in seconds. A ``tls_client_auth`` client is the one whose
+        certificate has ``CN=<client_id>``, or the ``tls_client_auth_subject_dn`` given.
         """
         client = build_client(
             client_id,
@@ -85,6 +94,7 @@ class DevServer:
             scope=scope,
             default_scope=default_scope,
             token_lifetime=token_lifetime,
+            tls_client_auth_subject_dn=tls_client_auth_subject_dn,
         )
         self.clients.add(client)
         return client
@@ -98,9 +108,9 @@ class DevServer:
         """Bind both servers (ephemeral ports unless given) and serve from daemon threads."""
         if self._auth is not None:
             raise RuntimeError("DevServer already started")
-        auth = BackgroundServer(self.host, self.auth_port)
+        auth = self._bind(self.auth_port, client_certs=True)
         try:
-            api = BackgroundServer(self.host, self.api_port)
+            api = self._bind(self.api_port, client_certs=False)
         except BaseException:
             auth.stop()
             raise
@@ -121,6 +131,11 @@ class DevServer:
         self._auth, self._api, self._urls = auth, api, urls
         return self
 
+    def _bind(self, port: int, *, client_certs: bool) -> BackgroundServer | TLSBackgroundServer:
+        if self.tls is None:
+            return BackgroundServer(self.host, port)
+        return TLSBackgroundServer(self.host, port, self.tls.context(client_certs=client_certs))
+
     def _auth_app(self, urls: AuthServerUrls) -> Flask:
         return create_auth_app(
             urls=urls,
@@ -130,6 +145,7 @@ class DevServer:
             tokens=self.tokens,
             stats=self.stats,
             faults=self.token_faults,
+            client_certs=self.tls is not None and self.tls.verifies_client_certs,
         )
 
     def _api_app(self, urls: AuthServerUrls) -> Flask:

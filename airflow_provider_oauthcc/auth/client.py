@@ -16,6 +16,7 @@ from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.discovery import discover_token_endpoint
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
 
 
@@ -52,6 +53,7 @@ class TokenClient:
         self.max_retry_after = max_retry_after
         self._session = requests.Session()
         self._session.verify = config.verify
+        warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
         self._session.trust_env = True
         if config.proxies:
             self._session.proxies.update(config.proxies)
@@ -124,12 +126,19 @@ class TokenClient:
         sent_at = time.time()
         try:
             response = self._session.post(
-                url, data=body, headers=headers, timeout=self.config.timeout, allow_redirects=False
+                url,
+                data=body,
+                headers=headers,
+                timeout=self.config.timeout,
+                allow_redirects=False,
+                # Per request: a session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+                # (psf/requests#3829), which would ignore the connection's 'verify'.
+                verify=self._session.verify,
             )
         except requests.exceptions.SSLError as exc:
+            reason = handshake_failure(exc, has_client_cert=self._session.cert is not None)
             raise TokenRequestError(
-                f"TLS handshake with the token endpoint {_origin(url)} failed ({_ssl_reason(exc)}); "
-                "set 'verify' to the CA bundle that signed its certificate"
+                f"TLS handshake with the token endpoint {_origin(url)} failed: {reason}"
             ) from None
         except requests.exceptions.Timeout:
             raise _RetryableTokenError(
@@ -212,21 +221,6 @@ def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:
         if marker in text:
             return marker.lower()
     return type(exc).__name__
-
-
-def _ssl_reason(exc: requests.exceptions.SSLError) -> str:
-    text = str(exc)
-    for marker in (
-        "CERTIFICATE_VERIFY_FAILED",
-        "certificate verify failed",
-        "hostname mismatch",
-        "WRONG_VERSION_NUMBER",
-        "tlsv13 alert certificate required",
-        "alert",
-    ):
-        if marker in text:
-            return marker
-    return "TLS error"
 
 
 def _scrub_secrets(exc: TokenRequestError, secrets: tuple[str, ...]) -> None:

@@ -41,7 +41,12 @@ def discover_token_endpoint(
     tried = []
     for url in metadata_urls(issuer):
         try:
-            response = session.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            response = session.get(
+                url,
+                timeout=timeout,
+                headers={"Accept": "application/json"},
+                verify=session.verify,  # else REQUESTS_CA_BUNDLE wins (psf/requests#3829)
+            )
         except requests.RequestException as exc:
             raise TokenRequestError(
                 f"cannot reach the issuer for discovery at {url}: {type(exc).__name__}"

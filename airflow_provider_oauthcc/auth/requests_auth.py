@@ -35,9 +35,12 @@ class BearerAuth(AuthBase):
         token = self.provider.get_token()
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         body_position = _body_position(request)
+        origin = _origin(request.url or "")
         request.register_hook(  # type: ignore[no-untyped-call]
             "response",
-            lambda response, **kwargs: self._handle_401(response, token, body_position, **kwargs),
+            lambda response, **kwargs: self._handle_401(
+                response, token, body_position, origin, **kwargs
+            ),
         )
         return request
 
@@ -59,9 +62,15 @@ class BearerAuth(AuthBase):
         response: requests.Response,
         token: Token,
         body_position: int | None,
+        origin: str,
         **kwargs: Any,
     ) -> requests.Response:
         if response.status_code != 401:
+            return response
+        if _origin(response.request.url or "") != origin:
+            # A redirect took the request elsewhere (requests carries this hook along but
+            # strips the token): that 401 is not about our token, and a replay would hand
+            # the token to that host.
             return response
         request = response.request.copy()
         if not _rewind(request, body_position):

@@ -17,6 +17,7 @@ from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
+from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 
 
 class _AirflowStats:
@@ -129,6 +130,7 @@ class OAuthCCHook(HttpHook):
         session.auth = BearerAuth(self.token_provider, self.base_url)
         self.merged_extra = _session_options(config, extra_options or {})
         session.verify = self.merged_extra.get("verify", config.verify)
+        warn_if_unverified(session.verify, self.base_url, "API")
         session.proxies = dict(config.proxies or {})
         session.stream = bool(self.merged_extra.get("stream", False))
         session.trust_env = bool(self.merged_extra.get("trust_env", True))

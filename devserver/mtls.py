@@ -1,0 +1,50 @@
+"""``tls_client_auth``: client authentication by TLS client certificate (RFC 8705 §2.1, PKI).
+
+The TLS layer has already checked the certificate against the configured client CA
+(``ServerTLS.client_ca_file``); this method only decides whether the certificate names the
+client the request claims in ``client_id``: its subject DN equals the registered
+``tls_client_auth_subject_dn``, or else its CN is the client id.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from cryptography import x509
+from flask import request
+
+from devserver.clients import Client
+from devserver.tls import PEER_CERT_ENVIRON_KEY
+
+METHOD = "tls_client_auth"
+
+
+def authenticate_tls_client(query_client: object, oauth_request: OAuth2Request) -> Client | None:
+    """authlib client-auth callable. ``None`` lets the other methods try; a request that
+    names a ``tls_client_auth`` client and carries no other credential gets a precise
+    ``invalid_client`` when the certificate is missing or names someone else."""
+    form = oauth_request.form
+    client_id = form.get("client_id")
+    if not client_id or _has_other_credentials(oauth_request):
+        return None
+    client = query_client(client_id)  # type: ignore[operator]
+    if not isinstance(client, Client) or METHOD not in client.auth_methods:
+        return None
+    pem = request.environ.get(PEER_CERT_ENVIRON_KEY)
+    if not pem:
+        raise InvalidClientError(description="tls_client_auth: no client certificate presented")
+    subject = x509.load_pem_x509_certificate(pem.encode()).subject
+    if not client.check_certificate_subject(subject):
+        raise InvalidClientError(
+            description="tls_client_auth: the client certificate does not belong to this client"
+        )
+    return client
+
+
+def _has_other_credentials(oauth_request: OAuth2Request) -> bool:
+    form = oauth_request.form
+    return bool(
+        oauth_request.headers.get("Authorization")
+        or form.get("client_secret")
+        or form.get("client_assertion")
+    )
