@@ -10,6 +10,7 @@ import requests
 
 from airflow_provider_oauthcc.auth.config import is_loopback
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError, TokenRequestError
+from airflow_provider_oauthcc.auth.tls import handshake_failure
 
 _endpoints: dict[str, str] = {}
 _lock = threading.Lock()
@@ -47,6 +48,11 @@ def discover_token_endpoint(
                 headers={"Accept": "application/json"},
                 verify=session.verify,  # else REQUESTS_CA_BUNDLE wins (psf/requests#3829)
             )
+        except requests.exceptions.SSLError as exc:
+            reason = handshake_failure(exc, has_client_cert=session.cert is not None)
+            raise TokenRequestError(
+                f"TLS handshake with the issuer at {url} failed: {reason}"
+            ) from None
         except requests.RequestException as exc:
             raise TokenRequestError(
                 f"cannot reach the issuer for discovery at {url}: {type(exc).__name__}"

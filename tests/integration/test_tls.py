@@ -139,6 +139,14 @@ def test_verify_wins_over_requests_ca_bundle_in_the_environment(
     assert server.stats.token_requests_ok == 1
 
 
+def test_discovery_over_untrusted_tls_names_verify(server: DevServer) -> None:
+    with pytest.raises(TokenRequestError) as info:
+        hook_for(server, auth_url=None, issuer=server.issuer).get_token()
+    message = str(info.value)
+    assert message.startswith(f"TLS handshake with the issuer at {server.issuer}/.well-known/")
+    assert "'verify'" in message
+
+
 # -- (c) verify off: works, and says so once -------------------------------------------------
 
 
