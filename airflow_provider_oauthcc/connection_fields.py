@@ -127,7 +127,9 @@ CONN_FIELDS: dict[str, Any] = {
         },
     },
     "client_cert": _text(
-        "Client certificate file", "For tls_client_auth (mTLS): path of the PEM certificate."
+        "Client certificate file",
+        "Path of a PEM certificate. tls_client_auth (mTLS): the client certificate. "
+        "private_key_jwt: the key's certificate, whose thumbprint goes in the assertion (Entra ID).",
     ),
     "client_cert_key": _text(
         "Client certificate key file", "For tls_client_auth: path of its PEM key."

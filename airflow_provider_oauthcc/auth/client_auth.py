@@ -5,12 +5,15 @@ Each method is one of authlib's pluggable callables ``(auth, method, uri, header
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
 ASSERTION_LIFETIME = 300
 AuthCallable = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
@@ -25,9 +28,12 @@ class ClientAuthenticator:
         self._config = config
         secret: Any = config.client_secret
         method: str | AuthCallable = config.auth_method
+        self._header: dict[str, str] = {"kid": config.key_id} if config.key_id else {}
         if config.auth_method == "private_key_jwt":
             secret = _import_private_key(config)
             method = self._jwt_assertion
+            if config.client_cert:
+                self._header.update(certificate_thumbprints(config.client_cert))
         elif config.auth_method == "client_secret_jwt":
             method = self._jwt_assertion
         elif config.auth_method == "tls_client_auth":
@@ -50,7 +56,7 @@ class ClientAuthenticator:
         now = int(time.time())
         # Fresh claims each time: authlib writes the jti into the dict it is given.
         claims = {"iat": now, "exp": now + ASSERTION_LIFETIME}
-        header = {"kid": config.key_id} if config.key_id else None
+        header = dict(self._header) or None
         sign = (
             private_key_jwt_sign
             if config.auth_method == "private_key_jwt"
@@ -94,3 +100,26 @@ def _import_private_key(config: ClientConfig) -> Any:
         parameters={"kid": config.key_id} if config.key_id else None,
         password=config.private_key_passphrase,
     )
+
+
+def certificate_thumbprints(path: str) -> dict[str, str]:
+    """``x5t`` and ``x5t#S256`` (RFC 7515 §4.1.7-8) of the PEM certificate at ``path``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        with open(path, "rb") as handle:
+            der = x509.load_pem_x509_certificate(handle.read()).public_bytes(Encoding.DER)
+    except (OSError, ValueError):
+        raise OAuthCCConfigError(
+            "client_cert", f"{path} is not a readable PEM certificate"
+        ) from None
+
+    def b64(digest: bytes) -> str:
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    # SHA-1 only names the certificate here (what Entra ID looks up); it secures nothing.
+    return {
+        "x5t": b64(hashlib.sha1(der, usedforsecurity=False).digest()),
+        "x5t#S256": b64(hashlib.sha256(der).digest()),
+    }

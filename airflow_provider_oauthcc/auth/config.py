@@ -156,6 +156,9 @@ class ClientConfig:
                 )
         client_cert = _str(extras, "client_cert")
         client_cert_key = _str(extras, "client_cert_key")
+        if method == "private_key_jwt" and client_cert:
+            # Its thumbprint goes in the assertion header (x5t), how Entra ID finds the key.
+            _check_file("client_cert", client_cert)
         if method == "tls_client_auth":
             if not client_cert:
                 raise OAuthCCConfigError(

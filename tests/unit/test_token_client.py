@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import OctKey
+from joserfc.jwk import OctKey, RSAKey
 
 from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.client import TokenClient
@@ -248,3 +249,67 @@ def test_private_key_jwt_with_ed25519(canned: CannedServer) -> None:
     assertion = form(canned)["client_assertion"][0]
     token = jwt.decode(assertion, OKPKey.import_key(pem), algorithms=["EdDSA"])
     assert token.header["kid"] == "k1" and token.claims["sub"] == "app"
+
+
+def test_private_key_jwt_with_certificate_sends_its_thumbprints(
+    canned: CannedServer, tmp_path: Path
+) -> None:
+    """Entra ID finds a certificate credential by the assertion's x5t header."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-etl")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = tmp_path / "cert.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    config = ClientConfig.from_connection(
+        client_id="app",
+        client_secret=None,
+        extra={
+            "auth_url": f"{canned.url}/t",
+            "auth_method": "private_key_jwt",
+            "private_key": pem,
+            "client_cert": str(cert_path),
+        },
+    )
+    canned.add_json(200, OK)
+    TokenClient(config).fetch_token()
+    header = jwt.decode(form(canned)["client_assertion"][0], RSAKey.import_key(pem)).header
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    assert header["x5t"] == b64(cert.fingerprint(hashes.SHA1()))
+    assert header["x5t#S256"] == b64(cert.fingerprint(hashes.SHA256()))
+    bad = tmp_path / "not-a-cert.pem"
+    bad.write_text("hello")
+    with pytest.raises(OAuthCCConfigError, match="client_cert"):
+        TokenClient(
+            ClientConfig.from_connection(
+                client_id="app",
+                client_secret=None,
+                extra={**config_extra(canned, pem), "client_cert": str(bad)},
+            )
+        )
+
+
+def config_extra(server: CannedServer, pem: str) -> dict[str, str]:
+    return {"auth_url": f"{server.url}/t", "auth_method": "private_key_jwt", "private_key": pem}
