@@ -27,6 +27,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_oauthcc.hooks.oauth_cc"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "OAuth 2.0 Client Credentials",
+                "python-modules": ["airflow_provider_oauthcc.operators.oauth_http"],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_oauthcc.hooks.oauth_cc.OAuthCCHook",

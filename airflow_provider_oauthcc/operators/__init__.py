@@ -1,0 +1,1 @@
+"""Operators of the OAuth 2.0 client-credentials provider."""

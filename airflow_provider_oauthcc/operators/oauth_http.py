@@ -1,0 +1,330 @@
+"""OAuthHttpOperator: HttpOperator for OAuth 2.0 client-credentials APIs, with pagination and
+streaming output to object storage.
+
+Importing this module costs what importing ``HttpOperator`` costs: the OAuth core, the retry
+and output machinery are imported when the task runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.http.operators.http import HttpOperator
+
+from airflow_provider_oauthcc.pagination import (
+    FunctionPaginator,
+    Page,
+    PageRequest,
+    Paginator,
+    select_records,
+)
+
+if TYPE_CHECKING:
+    import requests
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
+    from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
+
+
+class OAuthHttpOperator(HttpOperator):
+    """Call an OAuth 2.0 client-credentials protected HTTP API, page by page if asked.
+
+    Accepts every :class:`~airflow.providers.http.operators.http.HttpOperator` argument, with
+    ``oauth_conn_id`` (an ``oauth2_client_credentials`` connection) in place of
+    ``http_conn_id``. Differences: the default ``method`` is **GET**; requests carry the
+    connection's token (``auth_type`` is not used); ``deferrable=True`` is not supported yet.
+
+    Without ``paginate`` and ``output`` it returns what HttpOperator returns (the response
+    text, or ``response_filter``'s result; a list of them with ``pagination_function``). All
+    pages go through one session, which is closed at the end.
+
+    With ``paginate`` the records of every page (found at ``records_path``) are returned as
+    one list. With ``output`` they are streamed to object storage as JSON Lines, page by page,
+    and the return value is a summary: ``{"path", "records", "pages", "bytes", "duration_s",
+    "truncated", "retries"}``. The file appears at ``output`` only when the pull completed.
+    Asset ``outlets`` receive the summary as their event's extra.
+
+    Each request is retried on its own: 429 and 503 after their Retry-After (at most
+    ``retry_max_wait`` s), other 5xx and lost connections with exponential backoff; a 401
+    refreshes the token and replays once. Timeouts come from the connection (default 30 s)
+    or ``extra_options={"timeout": ...}``.
+
+    :param oauth_conn_id: the connection to call the API with. (templated)
+    :param endpoint: path relative to the connection's host. (templated)
+    :param method: HTTP method, default GET.
+    :param data: query parameters for GET, the body otherwise. (templated)
+    :param headers: extra request headers. (templated)
+    :param paginate: a :mod:`~airflow_provider_oauthcc.pagination` paginator, e.g.
+        ``LinkHeaderPaginator()`` or ``CursorPaginator("next_cursor", "cursor")``.
+    :param records_path: where the records are in each page's JSON body (dotted, e.g.
+        ``"data"`` or ``"result.items"``); None means the body is the list. With paginate or
+        output, ``response_filter`` (if given) is called per page instead and returns the
+        page's records; ``response_check`` is called per page.
+    :param max_pages: stop after this many pages (a safety bound; the summary then says
+        ``truncated``). Applies to ``pagination_function`` too.
+    :param output: an ``ObjectStoragePath`` or URI (``file:///...``, ``s3://conn_id@bucket/..``)
+        to write the records to as JSON Lines. (templated when a string)
+    :param page_retries: retries of one request after its first attempt.
+    :param retry_max_wait: upper bound in seconds of any wait between retries.
+    """
+
+    conn_id_field = "oauth_conn_id"
+    template_fields: Sequence[str] = ("endpoint", "data", "headers", "oauth_conn_id", "output_path")
+    template_fields_renderers = {"headers": "json", "data": "py"}
+    ui_color = "#e8c07d"
+
+    def __init__(
+        self,
+        *,
+        oauth_conn_id: str = "oauth_cc_default",
+        method: str = "GET",
+        paginate: Paginator | None = None,
+        records_path: str | None = None,
+        max_pages: int | None = None,
+        output: ObjectStoragePath | str | None = None,
+        page_retries: int = 5,
+        retry_max_wait: float = 60.0,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if "http_conn_id" in kwargs:
+            raise TypeError("OAuthHttpOperator takes oauth_conn_id, not http_conn_id")
+        if deferrable:
+            raise ValueError(
+                "OAuthHttpOperator does not support deferrable=True yet: the stock HttpTrigger "
+                "cannot fetch OAuth tokens. Run it without deferrable."
+            )
+        super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=False, **kwargs)
+        if paginate is not None and not isinstance(paginate, Paginator):
+            raise TypeError(
+                "paginate must be a paginator such as LinkHeaderPaginator() or "
+                f"CursorPaginator(...), got {type(paginate).__name__}"
+            )
+        if paginate is not None and self.pagination_function is not None:
+            raise ValueError("give either paginate or pagination_function, not both")
+        if max_pages is not None and max_pages < 1:
+            raise ValueError("max_pages must be >= 1")
+        if page_retries < 0 or retry_max_wait < 0:
+            raise ValueError("page_retries and retry_max_wait must be >= 0")
+        self.oauth_conn_id = oauth_conn_id
+        self.paginate = paginate
+        self.records_path = records_path
+        self.max_pages = max_pages
+        self.output_path = output
+        self.page_retries = page_retries
+        self.retry_max_wait = retry_max_wait
+
+    @property
+    def hook(self) -> OAuthCCHook:
+        """A new OAuthCCHook for this task's connection; ``execute`` makes one per run."""
+        from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
+
+        return OAuthCCHook(
+            method=self.method,
+            oauth_conn_id=self.oauth_conn_id,
+            tcp_keep_alive=self.tcp_keep_alive,
+            tcp_keep_alive_idle=self.tcp_keep_alive_idle,
+            tcp_keep_alive_count=self.tcp_keep_alive_count,
+            tcp_keep_alive_interval=self.tcp_keep_alive_interval,
+        )
+
+    def execute(self, context: Context) -> Any:
+        hook = self.hook
+        session = hook.get_conn(extra_options=self.extra_options)
+        try:
+            fetcher = self._fetcher(hook, session)
+            first = PageRequest(
+                url=hook.url_from_endpoint(self.endpoint),
+                data=self.data or None,
+                headers=dict(self.headers or {}),
+                data_in_query=self.method.upper() in ("GET", "HEAD"),
+            )
+            if self.output_path is not None:
+                return self._pull_to_output(context, hook, fetcher, first)
+            if self.paginate is not None:
+                return self._pull_records(context, hook, fetcher, first)
+            return self._call(context, hook, fetcher, first)
+        finally:
+            from airflow_provider_oauthcc.pull import close_session
+
+            close_session(session)
+
+    def execute_sync(self, context: Context) -> Any:
+        return self.execute(context)
+
+    def _call(
+        self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
+    ) -> Any:
+        """As HttpOperator: one response, or every response with pagination_function."""
+        self.log.info("Calling %s %s", self.method, self.endpoint or "/")
+        if self.pagination_function is None:
+            return self.process_response(context=context, response=fetcher.fetch(first))
+        pull = self._pages(hook, fetcher, first, _no_records)
+        responses = [page.response for page in pull]
+        if pull.truncated:
+            self.log.warning(
+                "Stopped at max_pages=%d although the API has more pages", len(responses)
+            )
+        return self.process_response(context=context, response=responses)
+
+    def _pull_records(
+        self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
+    ) -> list[Any]:
+        from airflow_provider_oauthcc.pull import Progress
+
+        self.log.info("Pulling %s %s into XCom", self.method, self.endpoint or "/")
+        progress = Progress(self.log)
+        records: list[Any] = []
+        pull = self._pages(hook, fetcher, first, self._records_of(context))
+        for page in pull:
+            records.extend(page.records)
+            progress.page(len(page.records))
+        self._log_done(progress, pull, fetcher, "into XCom")
+        return records
+
+    def _pull_to_output(
+        self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
+    ) -> dict[str, Any]:
+        from airflow_provider_oauthcc.output import JsonLinesWriter, as_storage_path
+        from airflow_provider_oauthcc.pull import Progress
+
+        target = as_storage_path(self.output_path)  # type: ignore[arg-type]
+        self.log.info("Pulling %s %s to %s", self.method, self.endpoint or "/", target)
+        progress = Progress(self.log)
+        with JsonLinesWriter(target) as writer:
+            pull = self._pages(hook, fetcher, first, self._records_of(context))
+            for page in pull:
+                writer.write(page.records)
+                progress.page(len(page.records), writer.bytes)
+        summary = {
+            "path": str(target),
+            "records": writer.records,
+            "pages": progress.pages,
+            "bytes": writer.bytes,
+            "duration_s": round(progress.elapsed, 3),
+            "truncated": pull.truncated,
+            "retries": fetcher.retries,
+        }
+        self._log_done(progress, pull, fetcher, f"to {target}", writer.bytes)
+        self._annotate_asset_events(context, summary)
+        return summary
+
+    def _pages(
+        self,
+        hook: OAuthCCHook,
+        fetcher: PageFetcher,
+        first: PageRequest,
+        records_of: Callable[[Page], list[Any]],
+    ) -> PagePull:
+        from airflow_provider_oauthcc.pull import PagePull
+
+        paginator = self.paginate
+        if paginator is None and self.pagination_function is not None:
+            paginator = FunctionPaginator(
+                self.pagination_function, self._next_page_request(hook, first)
+            )
+        return PagePull(fetcher, first, paginator, records_of, max_pages=self.max_pages)
+
+    def _fetcher(self, hook: OAuthCCHook, session: requests.Session) -> PageFetcher:
+        from airflow_provider_oauthcc.pull import PageFetcher
+        from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS, RetryPolicy, user_retrying
+
+        policy = RetryPolicy(
+            retries=self.page_retries,
+            max_wait=self.retry_max_wait,
+            idempotent=self.method.upper() in IDEMPOTENT_METHODS,
+        )
+        return PageFetcher(
+            session,
+            method=self.method,
+            options=hook.merged_extra,
+            check_response=hook.check_response,
+            policy=policy,
+            retrying=user_retrying(self.retry_args) if self.retry_args else None,
+            request_kwargs=self.request_kwargs,
+            log=self.log,
+        )
+
+    def _next_page_request(
+        self, hook: OAuthCCHook, first: PageRequest
+    ) -> Callable[[dict[str, Any]], PageRequest]:
+        """Turns pagination_function's result into a request, merged as HttpOperator does."""
+
+        def to_request(next_page_params: dict[str, Any]) -> PageRequest:
+            merged = self._merge_next_page_parameters(next_page_params)
+            return PageRequest(
+                url=hook.url_from_endpoint(merged["endpoint"]),
+                data=merged["data"] or None,
+                headers=merged["headers"] or {},
+                options=merged["extra_options"] or {},
+                data_in_query=first.data_in_query,
+            )
+
+        return to_request
+
+    def _records_of(self, context: Context) -> Callable[[Page], list[Any]]:
+        from airflow.providers.common.compat.sdk import AirflowException, determine_kwargs
+
+        def records_of(page: Page) -> list[Any]:
+            response = page.response
+            if self.log_response:
+                self.log.info("Page %d: %s", page.number, response.text)
+            if self.response_check:
+                kwargs = determine_kwargs(self.response_check, [response], context)
+                if not self.response_check(response, **kwargs):
+                    raise AirflowException(f"Response check returned False on page {page.number}.")
+            if self.response_filter:
+                kwargs = determine_kwargs(self.response_filter, [response], context)
+                records = self.response_filter(response, **kwargs)
+                if not isinstance(records, list):
+                    raise TypeError(
+                        "with paginate or output, response_filter must return the page's "
+                        f"records as a list, got {type(records).__name__}"
+                    )
+                return records
+            return select_records(page.body, self.records_path)
+
+        return records_of
+
+    def _log_done(
+        self,
+        progress: Progress,
+        pull: PagePull,
+        fetcher: PageFetcher,
+        where: str,
+        written: int | None = None,
+    ) -> None:
+        from airflow_provider_oauthcc.pull import human_size
+
+        size = f" ({human_size(written)})" if written is not None else ""
+        retries = f", {fetcher.retries} retried requests" if fetcher.retries else ""
+        self.log.info(
+            "Pulled %s records in %d pages%s %s in %.1f s%s",
+            f"{progress.records:,}",
+            progress.pages,
+            size,
+            where,
+            progress.elapsed,
+            retries,
+        )
+        if pull.truncated:
+            self.log.warning(
+                "Stopped at max_pages=%d although the API has more pages", progress.pages
+            )
+
+    def _annotate_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
+        """Put the summary on the events of this task's Asset outlets, for downstream DAGs."""
+        from airflow.providers.common.compat.sdk import Asset
+
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        events = context.get("outlet_events")
+        if not assets or events is None:
+            return
+        for asset in assets:
+            events[asset].extra.update(summary)
+
+
+def _no_records(page: Page) -> list[Any]:
+    return []

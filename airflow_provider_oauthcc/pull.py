@@ -1,0 +1,235 @@
+"""A paginated pull over one ``requests.Session``: fetch a page, retry that page, go on.
+
+``PageFetcher`` sends one page's request the way ``HttpHook.run`` does (data as query
+parameters for GET, as the body otherwise; the hook's extra options) with a retry policy per
+page. ``PagePull`` walks a paginator from the first page to the last, one page in memory at a
+time. ``Progress`` writes the line per page a person follows in the task log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import requests
+import tenacity
+
+from airflow_provider_oauthcc.pagination import Page, PageRequest, Paginator
+from airflow_provider_oauthcc.retry import (
+    RetryableStatusError,
+    RetryPolicy,
+    describe_failure,
+    retry_after_seconds,
+)
+
+
+class Log(Protocol):
+    """The part of a logger this module uses (stdlib and Airflow's structlog loggers)."""
+
+    def debug(self, msg: Any, /, *args: Any) -> Any: ...
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+class PaginationLoopError(RuntimeError):
+    """The paginator asked for the page it just got: following it would never end."""
+
+
+class PageFetcher:
+    """Sends page requests through one session and retries each page on its own.
+
+    :param options: the hook's merged extra options (timeout, allow_redirects, check_response).
+    :param check_response: raises for a failed response (the hook's ``check_response``).
+    :param retrying: a tenacity ``Retrying`` replacing ``policy`` (HttpOperator's retry_args).
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        method: str,
+        options: Mapping[str, Any],
+        check_response: Callable[[requests.Response], None],
+        policy: RetryPolicy,
+        retrying: tenacity.Retrying | None = None,
+        request_kwargs: Mapping[str, Any] | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self.session = session
+        self.method = method.upper()
+        self.options = dict(options)
+        self.check_response = check_response
+        self.policy = policy
+        self.request_kwargs = dict(request_kwargs or {})
+        self.log = log or logging.getLogger(__name__)
+        self.retries = 0
+        self._page_number = 0
+        self._retrying = retrying or policy.retrying(self._log_retry)
+
+    def fetch(self, request: PageRequest, page_number: int = 1) -> requests.Response:
+        """The response for ``request``, retried as the policy allows."""
+        self._page_number = page_number
+        response: requests.Response = self._retrying(self._send, request)
+        return response
+
+    def _send(self, request: PageRequest) -> requests.Response:
+        options = {**self.options, **request.options}
+        prepared = self.session.prepare_request(self._request(request))
+        settings = self.session.merge_environment_settings(
+            prepared.url,
+            proxies=self.session.proxies,
+            stream=self.session.stream,
+            verify=self.session.verify,
+            cert=self.session.cert,
+        )
+        self.log.debug("Sending %s to %s", self.method, prepared.url)
+        response = self.session.send(
+            prepared,
+            timeout=options.get("timeout"),
+            allow_redirects=options.get("allow_redirects", True),
+            **settings,
+        )
+        if options.get("check_response", True) and not response.ok:
+            if self.policy.should_retry_status(response.status_code):
+                retry_after = retry_after_seconds(response)
+                response.close()
+                raise RetryableStatusError(response, retry_after)
+            self.check_response(response)
+        return response
+
+    def _request(self, request: PageRequest) -> requests.Request:
+        headers = dict(request.headers)
+        if self.method == "GET":
+            return requests.Request(
+                self.method,
+                request.url,
+                params=request.data,
+                headers=headers,
+                **self.request_kwargs,
+            )
+        if self.method == "HEAD":
+            return requests.Request(
+                self.method, request.url, headers=headers, **self.request_kwargs
+            )
+        return requests.Request(
+            self.method, request.url, data=request.data, headers=headers, **self.request_kwargs
+        )
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "Page %d: %s on attempt %d; retrying in %.1f s",
+            self._page_number,
+            describe_failure(error),
+            state.attempt_number,
+            wait,
+        )
+
+
+class PagePull:
+    """The pages of one pull, in order, each with its records set; iterate it once.
+
+    Follows ``paginator`` until it has no next page. Only one page is held at a time: a page
+    is consumed before the next is fetched. After ``max_pages`` pages the pull stops and
+    ``truncated`` says whether the API had more.
+    """
+
+    def __init__(
+        self,
+        fetcher: PageFetcher,
+        first: PageRequest,
+        paginator: Paginator | None,
+        records_of: Callable[[Page], list[Any]],
+        *,
+        max_pages: int | None = None,
+    ) -> None:
+        if max_pages is not None and max_pages < 1:
+            raise ValueError("max_pages must be >= 1")
+        self.fetcher = fetcher
+        self.first = first
+        self.paginator = paginator
+        self.records_of = records_of
+        self.max_pages = max_pages
+        self.truncated = False
+
+    def __iter__(self) -> Iterator[Page]:
+        paginator = self.paginator
+        request = paginator.first_request(self.first) if paginator else self.first
+        number = 1
+        while True:
+            page = Page(number, request, self.fetcher.fetch(request, number))
+            page.records = self.records_of(page)
+            yield page
+            if paginator is None:
+                return
+            following = paginator.next_request(page)
+            if following is None:
+                return
+            if following == request:
+                raise PaginationLoopError(
+                    f"{type(paginator).__name__} returned the request of page {number} again "
+                    "as the next page; stopping rather than looping forever (check its parameters)"
+                )
+            if self.max_pages is not None and number >= self.max_pages:
+                self.truncated = True
+                return
+            request = following
+            number += 1
+
+
+def close_session(session: requests.Session) -> None:
+    """Close the session and its pooled sockets now, not when they are garbage-collected.
+
+    ``Session.close()`` only makes urllib3 forget its connection pools; their sockets stay
+    open while anything (a response in a reference cycle, say) still refers to a pool.
+    """
+    for adapter in session.adapters.values():
+        pools = getattr(getattr(adapter, "poolmanager", None), "pools", None)
+        if pools is None:
+            continue
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            if pool is not None:
+                pool.close()
+    session.close()
+
+
+class Progress:
+    """Counts a pull and logs one line per page and a summary; never bodies or headers."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.started = time.monotonic()
+        self.pages = 0
+        self.records = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def page(self, records: int, written_bytes: int | None = None) -> None:
+        self.pages += 1
+        self.records += records
+        written = f", {human_size(written_bytes)} written" if written_bytes is not None else ""
+        self.log.info(
+            "Page %d: %d records (%s so far%s), %.1f s elapsed",
+            self.pages,
+            records,
+            f"{self.records:,}",
+            written,
+            self.elapsed,
+        )
+
+
+def human_size(n: int) -> str:
+    """1536 -> "1.5 KiB"."""
+    size, unit = float(n), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"

@@ -1,0 +1,123 @@
+"""Polite per-request retries: Retry-After honoured (bounded), backoff for 5xx and lost connections.
+
+One retry policy covers one request (one page): a failure on page 40 retries page 40, never
+the pull from page 1. A 401 is not retried here: BearerAuth already refreshed the token and
+replayed the request once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import tenacity
+
+from airflow_provider_oauthcc.auth.errors import ApiError
+
+# RFC 9110 §9.2.2. Only these are retried after the server may have acted on the request.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# The server says it did not act on the request: safe to retry for any method.
+NOT_PROCESSED_STATUSES = frozenset({429, 503})
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class RetryableStatusError(ApiError):
+    """The API answered with a status worth retrying; carries its Retry-After in seconds."""
+
+    def __init__(self, response: requests.Response, retry_after: float | None) -> None:
+        super().__init__(f"{response.status_code}:{response.reason}", status=response.status_code)
+        self.retry_after = retry_after
+
+
+class RetryPolicy:
+    """How often and how long to retry one request.
+
+    :param retries: retries after the first attempt (0 disables retrying).
+    :param max_wait: upper bound, in seconds, of any wait, including a server's Retry-After.
+    :param backoff: base of the exponential backoff with full jitter, in seconds.
+    :param idempotent: whether the method may be sent again after the server may have acted
+        on it; if not, only 429, 503 and failures to connect are retried.
+    """
+
+    def __init__(
+        self,
+        retries: int = 5,
+        max_wait: float = 60.0,
+        backoff: float = 0.5,
+        idempotent: bool = True,
+    ) -> None:
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        if max_wait < 0:
+            raise ValueError("max_wait must be >= 0")
+        self.retries = retries
+        self.max_wait = max_wait
+        self.idempotent = idempotent
+        self._backoff = tenacity.wait_random_exponential(multiplier=backoff, max=max_wait)
+
+    def should_retry_status(self, status: int) -> bool:
+        if status in NOT_PROCESSED_STATUSES:
+            return True
+        return self.idempotent and status in RETRYABLE_STATUSES
+
+    def should_retry(self, error: BaseException) -> bool:
+        if isinstance(error, RetryableStatusError):
+            return True
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            return True  # nothing was sent
+        if isinstance(
+            error,
+            requests.exceptions.ConnectionError
+            | requests.exceptions.Timeout
+            | requests.exceptions.ChunkedEncodingError,
+        ):
+            return self.idempotent
+        return False
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableStatusError) and error.retry_after is not None:
+            return min(error.retry_after, self.max_wait)
+        return float(self._backoff(state))
+
+    def retrying(
+        self, before_sleep: Callable[[tenacity.RetryCallState], None]
+    ) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=self.wait,
+            retry=tenacity.retry_if_exception(self.should_retry),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+
+def retry_after_seconds(response: requests.Response, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def describe_failure(error: BaseException | None) -> str:
+    """A short reason for a retry log line: a status or an exception class, never a body."""
+    if isinstance(error, ApiError):
+        return str(error)
+    if error is None:
+        return "no result"
+    return type(error).__name__
+
+
+def user_retrying(retry_args: dict[str, Any]) -> tenacity.Retrying:
+    """HttpOperator's ``retry_args``: tenacity arguments that replace the default policy."""
+    return tenacity.Retrying(**retry_args)
