@@ -28,7 +28,8 @@ stage "lint: ruff check + format" bash -c \
 stage "types: mypy (strict)" .venv/bin/mypy
 [[ "${1:-}" == "lint" ]] && exit 0
 
-AIRFLOW_VERSION=$(.venv/bin/python -c 'import airflow; print(airflow.__version__)')
-FLOOR_VERSION=$(.venv-floor/bin/python -c 'import airflow; print(airflow.__version__)')
+airflow_version() { "$1/bin/python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'; }
+AIRFLOW_VERSION=$(airflow_version .venv)
+FLOOR_VERSION=$(airflow_version .venv-floor)
 stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv
 stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor
