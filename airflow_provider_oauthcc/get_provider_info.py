@@ -33,6 +33,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_oauthcc.operators.oauth_http"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "OAuth 2.0 Client Credentials",
+                "python-modules": ["airflow_provider_oauthcc.sensors.oauth_http"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "OAuth 2.0 Client Credentials",
+                "python-modules": ["airflow_provider_oauthcc.triggers.oauth_http"],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_oauthcc.hooks.oauth_cc.OAuthCCHook",

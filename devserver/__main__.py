@@ -2,7 +2,7 @@
 
     python -m devserver --state-file .demo/devserver.json [--clients-file clients.json]
                         [--auth-port N] [--api-port N] [--issuer-path /realms/demo]
-                        [--dataset-size N]
+                        [--dataset-size N] [--api-workers N]
 
 Registers ``demo-client`` (secret from ``DEVSERVER_DEMO_SECRET``, else a fixed dev
 default; client_secret_basic + client_secret_post; scope ``read``), writes
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from devserver.dataset import DEFAULT_SIZE
+from devserver.httpd import WSGI_WORKERS
 from devserver.server import DevServer
 
 DEMO_CLIENT_ID = "demo-client"
@@ -41,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=0)
     parser.add_argument("--issuer-path", default="")
     parser.add_argument("--dataset-size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument(
+        "--api-workers", type=int, default=WSGI_WORKERS, help="API requests served at once"
+    )
     return parser.parse_args(argv)
 
 
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         api_port=args.api_port,
         issuer_path=args.issuer_path,
         dataset_size=args.dataset_size,
+        api_workers=args.api_workers,
     )
     server.add_client(
         DEMO_CLIENT_ID,

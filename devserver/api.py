@@ -3,6 +3,10 @@
 Every list endpoint takes ``updated_since`` / ``updated_before`` (ISO 8601, the
 first inclusive, the second exclusive), ``pad`` (length of each record's ``pad``
 string) and a page size; next-page links keep all other query parameters.
+
+Export jobs (see ``devserver.exports``): ``POST /v1/exports`` starts one, ``GET
+/v1/exports/<id>`` tells its status, ``GET /v1/exports/<id>/download`` pages its records
+(``limit``, ``Link`` header) once it is done. ``GET /v1/sleep?seconds=S`` answers after S s.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import time
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -17,6 +22,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Request, Response, g, request
 
 from devserver.dataset import Dataset, make_record, parse_timestamp
+from devserver.exports import ExportJob, ExportJobs
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.stats import Stats
@@ -99,8 +105,14 @@ def _unauthorized(error: str | None, description: str) -> Response:
 
 
 def create_api_blueprint(
-    *, verifier: AccessTokenVerifier, dataset: Dataset, stats: Stats, faults: FaultSet
+    *,
+    verifier: AccessTokenVerifier,
+    dataset: Dataset,
+    stats: Stats,
+    faults: FaultSet,
+    exports: ExportJobs | None = None,
 ) -> Blueprint:
+    jobs = exports if exports is not None else ExportJobs()
     bp = Blueprint("api", __name__)
 
     def record(req: Request, response: Response) -> None:
@@ -191,7 +203,98 @@ def create_api_blueprint(
             }
         )
 
+    @bp.get("/v1/sleep")
+    def sleep() -> Response:
+        seconds = _float_arg("seconds", 1.0, 0.0, 30.0)
+        time.sleep(seconds)
+        return json_response({"slept": seconds})
+
+    @bp.post("/v1/exports")
+    def create_export() -> Response:
+        params = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+        if not isinstance(params, dict):
+            raise _bad_request("the body must be a JSON object or a form")
+        job = jobs.create(
+            ready_after=_float_param(params, "ready_after"),
+            fail=str(params.get("fail", "")).lower() in ("1", "true", "yes"),
+            updated_since=_time_param(params, "updated_since"),
+            updated_before=_time_param(params, "updated_before"),
+        )
+        return json_response(export_status(job), 202)
+
+    @bp.get("/v1/exports/<job_id>")
+    def export(job_id: str) -> Response:
+        job = find_export(job_id)
+        job.status_polls += 1
+        return json_response(export_status(job))
+
+    @bp.get("/v1/exports/<job_id>/download")
+    def download_export(job_id: str) -> Response:
+        job = find_export(job_id)
+        if job.status != "done":
+            raise ApiError(409, "not_ready", f"export {job.id} is {job.status}")
+        ids = dataset.window(job.updated_since, job.updated_before)
+        after = _int_arg("after", 0, 0)
+        rest = range(max(ids.start, after + 1), ids.stop)
+        page = rest[: _page_size("limit")]
+        more = len(page) < len(rest)
+        headers = {"Link": f'<{_url_with(after=page[-1])}>; rel="next"'} if more else None
+        return json_response(records(page), headers=headers)
+
+    def find_export(job_id: str) -> ExportJob:
+        job = jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no export {job_id}")
+        return job
+
+    def export_status(job: ExportJob) -> dict[str, Any]:
+        root = request.host_url.rstrip("/")
+        status: dict[str, Any] = {"id": job.id, "status": job.status}
+        if job.status == "done":
+            status["download"] = f"{root}/v1/exports/{job.id}/download"
+        elif job.status == "failed":
+            status["error"] = "the export failed"
+        return status
+
     return bp
+
+
+def _float_arg(name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = request.args.get(name)
+    value = default if raw in (None, "") else _float_value(name, raw)
+    if not minimum <= value <= maximum:
+        raise _bad_request(f"{name} must be between {minimum:g} and {maximum:g}")
+    return value
+
+
+def _float_param(params: dict[str, Any], name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = _float_value(name, raw)
+    if value < 0:
+        raise _bad_request(f"{name} must be >= 0")
+    return value
+
+
+def _float_value(name: str, raw: object) -> float:
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _bad_request(f"{name} must be a number") from None
+    if not math.isfinite(value):
+        raise _bad_request(f"{name} must be a number")
+    return value
+
+
+def _time_param(params: dict[str, Any], name: str) -> datetime | None:
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_timestamp(str(raw))
+    except ValueError:
+        raise _bad_request(f"{name} must be an ISO 8601 timestamp") from None
 
 
 def create_api_app(api: Blueprint, control: Blueprint | None = None) -> Flask:

@@ -33,8 +33,8 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, app: Flask, timeout: float = 10.0) -> None:
-        self._wsgi = WSGIMiddleware(app, workers=WSGI_WORKERS)  # type: ignore[arg-type]
+    def start(self, app: Flask, timeout: float = 10.0, workers: int = WSGI_WORKERS) -> None:
+        self._wsgi = WSGIMiddleware(app, workers=workers)  # type: ignore[arg-type]
         config = uvicorn.Config(
             self._wsgi,
             interface="asgi3",

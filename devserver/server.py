@@ -13,8 +13,9 @@ from devserver.auth_server import JWKS_PATH, TOKEN_PATH, AuthServerUrls, create_
 from devserver.clients import Client, ClientRegistry, build_client
 from devserver.control import create_control_blueprint
 from devserver.dataset import DEFAULT_SIZE, Dataset
+from devserver.exports import DEFAULT_READY_AFTER, ExportJobs
 from devserver.faults import FaultSet
-from devserver.httpd import BackgroundServer
+from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
 from devserver.stats import Stats
 from devserver.tls import ServerTLS, TLSBackgroundServer
@@ -32,6 +33,9 @@ class DevServer:
     ``tls`` serves both over HTTPS (``devserver.pki.make_dev_pki`` makes the files); its
     ``client_ca_file`` makes the authorization server ask for client certificates, which
     enables ``tls_client_auth`` clients.
+
+    ``api_workers`` bounds the API requests served at once (a slow request holds a worker);
+    ``export_ready_after`` is how long an export job takes (``exports.ready_after`` later).
     """
 
     def __init__(
@@ -45,6 +49,8 @@ class DevServer:
         expected_audience: str | None = None,
         capture: bool = True,
         tls: ServerTLS | None = None,
+        api_workers: int = WSGI_WORKERS,
+        export_ready_after: float = DEFAULT_READY_AFTER,
     ) -> None:
         if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
             raise ValueError("issuer_path must start with '/' and not end with '/'")
@@ -60,6 +66,8 @@ class DevServer:
         self.token_faults = FaultSet("token")
         self.tokens = TokenRegistry()
         self.dataset = Dataset(dataset_size)
+        self.exports = ExportJobs(export_ready_after)
+        self.api_workers = api_workers
         self.signing_key = SigningKey()
         self._auth: BackgroundServer | TLSBackgroundServer | None = None
         self._api: BackgroundServer | TLSBackgroundServer | None = None
@@ -123,7 +131,10 @@ class DevServer:
                 default_audience=api.url,
             )
             auth.start(self._auth_app(urls))
-            api.start(self._api_app(urls))
+            if isinstance(api, BackgroundServer):
+                api.start(self._api_app(urls), workers=self.api_workers)
+            else:
+                api.start(self._api_app(urls))
         except BaseException:
             auth.stop()
             api.stop()
@@ -153,7 +164,11 @@ class DevServer:
             self.signing_key.public, urls.issuer, self.tokens, lambda: self.expected_audience
         )
         api = create_api_blueprint(
-            verifier=verifier, dataset=self.dataset, stats=self.stats, faults=self.api_faults
+            verifier=verifier,
+            dataset=self.dataset,
+            stats=self.stats,
+            faults=self.api_faults,
+            exports=self.exports,
         )
         return create_api_app(api, create_control_blueprint(self))
 

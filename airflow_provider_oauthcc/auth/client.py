@@ -1,10 +1,15 @@
-"""TokenClient: requests a client-credentials token (RFC 6749 §4.4), with bounded retries."""
+"""TokenClient: requests a client-credentials token (RFC 6749 §4.4), with bounded retries.
+
+The transport-free parts (the form, reading the answer, the wait between attempts) are module
+functions shared with the asyncio client (:mod:`~airflow_provider_oauthcc.auth.async_client`).
+"""
 
 from __future__ import annotations
 
 import email.utils
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -20,7 +25,7 @@ from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverif
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
 
 
-class _RetryableTokenError(TokenRequestError):
+class RetryableTokenError(TokenRequestError):
     """A failure worth another try: unreachable, timed out, 429 or 5xx."""
 
     def __init__(self, error: TokenRequestError, retry_after: float | None = None) -> None:
@@ -32,6 +37,16 @@ class _RetryableTokenError(TokenRequestError):
             error_uri=error.error_uri,
         )
         self.retry_after = retry_after
+
+    def gave_up(self, attempts: int) -> TokenRequestError:
+        """The error to raise once no attempt is left."""
+        return TokenRequestError(
+            f"{self} (gave up after {attempts} attempts)",
+            status=self.status,
+            error=self.error,
+            error_description=self.error_description,
+            error_uri=self.error_uri,
+        )
 
 
 class TokenClient:
@@ -84,36 +99,18 @@ class TokenClient:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_RetryableTokenError),
+            retry=tenacity.retry_if_exception_type(RetryableTokenError),
             reraise=True,
         )
         try:
             token: Token = retrying(self._request_once, url)
-        except _RetryableTokenError as exc:
-            raise TokenRequestError(
-                f"{exc} (gave up after {self.max_attempts} attempts)",
-                status=exc.status,
-                error=exc.error,
-                error_description=exc.error_description,
-                error_uri=exc.error_uri,
-            ) from None
+        except RetryableTokenError as exc:
+            raise exc.gave_up(self.max_attempts) from None
         masking.mask(token.access_token)
         return token
 
     def close(self) -> None:
         self._session.close()
-
-    def _form(self) -> dict[str, Any]:
-        config = self.config
-        form: dict[str, Any] = {"grant_type": "client_credentials"}
-        if config.scope:
-            form["scope"] = config.scope
-        if config.audience:
-            form["audience"] = config.audience
-        if config.resource:
-            form["resource"] = list(config.resource)
-        form.update(config.request_params)
-        return form
 
     def _request_once(self, url: str) -> Token:
         headers = {
@@ -121,7 +118,7 @@ class TokenClient:
             "Content-Type": "application/x-www-form-urlencoded",
         }
         headers, body = self._authenticator.prepare(
-            url, headers, urlencode(self._form(), doseq=True)
+            url, headers, urlencode(token_form(self.config), doseq=True)
         )
         sent_at = time.time()
         try:
@@ -138,58 +135,99 @@ class TokenClient:
         except requests.exceptions.SSLError as exc:
             reason = handshake_failure(exc, has_client_cert=self._session.cert is not None)
             raise TokenRequestError(
-                f"TLS handshake with the token endpoint {_origin(url)} failed: {reason}"
+                f"TLS handshake with the token endpoint {origin(url)} failed: {reason}"
             ) from None
         except requests.exceptions.Timeout:
-            raise _RetryableTokenError(
+            raise RetryableTokenError(
                 TokenRequestError(
-                    f"token endpoint {_origin(url)} did not answer within {self.config.timeout:g} s"
+                    f"token endpoint {origin(url)} did not answer within {self.config.timeout:g} s"
                 )
             ) from None
         except requests.exceptions.ConnectionError as exc:
-            raise _RetryableTokenError(
+            raise RetryableTokenError(
                 TokenRequestError(
-                    f"cannot reach the token endpoint {_origin(url)} ({_connection_reason(exc)})"
+                    f"cannot reach the token endpoint {origin(url)} ({_connection_reason(exc)})"
                 )
             ) from None
-        return self._handle_response(url, response, sent_at)
-
-    def _handle_response(self, url: str, response: requests.Response, sent_at: float) -> Token:
-        status = response.status_code
-        if 300 <= status < 400:
-            target = response.headers.get("Location", "")
-            raise TokenRequestError(
-                f"token endpoint {_origin(url)} redirected (HTTP {status}) to "
-                f"{_origin(target) if target else 'nowhere'}; the credentials were not sent "
-                "there. Set auth_url to the final token endpoint URL",
-                status=status,
-            )
-        try:
-            return parse_token_response(
-                status=status,
-                content_type=response.headers.get("Content-Type", ""),
-                body=response.content,
-                sent_at=sent_at,
-                default_expires_in=self.config.default_expires_in,
-                requested_scope=self.config.scope,
-            )
-        except TokenRequestError as exc:
-            _scrub_secrets(exc, self.config.secrets)
-            if status == 429 or status >= 500:
-                raise _RetryableTokenError(exc, _retry_after(response)) from None
-            raise
+        return token_from_answer(
+            self.config,
+            url,
+            status=response.status_code,
+            headers=response.headers,
+            body=response.content,
+            sent_at=sent_at,
+        )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _RetryableTokenError) and error.retry_after is not None:
-            return min(error.retry_after, self.max_retry_after)
-        exponential = self.backoff * 2 ** (state.attempt_number - 1)
-        return float(min(self.max_backoff, exponential) * random.uniform(0.5, 1.0))
+        return retry_wait(
+            state,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+        )
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def token_form(config: ClientConfig) -> dict[str, Any]:
+    """The client-credentials grant's form fields (client authentication not included)."""
+    form: dict[str, Any] = {"grant_type": "client_credentials"}
+    if config.scope:
+        form["scope"] = config.scope
+    if config.audience:
+        form["audience"] = config.audience
+    if config.resource:
+        form["resource"] = list(config.resource)
+    form.update(config.request_params)
+    return form
+
+
+def token_from_answer(
+    config: ClientConfig,
+    url: str,
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    sent_at: float,
+) -> Token:
+    """The token in a token-endpoint answer; raises RetryableTokenError for 429/5xx and
+    TokenRequestError for anything else that is not a token. ``headers`` is case-insensitive."""
+    if 300 <= status < 400:
+        target = headers.get("Location", "")
+        raise TokenRequestError(
+            f"token endpoint {origin(url)} redirected (HTTP {status}) to "
+            f"{origin(target) if target else 'nowhere'}; the credentials were not sent "
+            "there. Set auth_url to the final token endpoint URL",
+            status=status,
+        )
+    try:
+        return parse_token_response(
+            status=status,
+            content_type=headers.get("Content-Type", ""),
+            body=body,
+            sent_at=sent_at,
+            default_expires_in=config.default_expires_in,
+            requested_scope=config.scope,
+        )
+    except TokenRequestError as exc:
+        _scrub_secrets(exc, config.secrets)
+        if status == 429 or status >= 500:
+            raise RetryableTokenError(exc, retry_after_header(headers.get("Retry-After"))) from None
+        raise
+
+
+def retry_wait(
+    state: tenacity.RetryCallState, *, backoff: float, max_backoff: float, max_retry_after: float
+) -> float:
+    """Seconds before the next attempt: the server's Retry-After (bounded), else jittered backoff."""
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, RetryableTokenError) and error.retry_after is not None:
+        return min(error.retry_after, max_retry_after)
+    exponential = backoff * 2 ** (state.attempt_number - 1)
+    return float(min(max_backoff, exponential) * random.uniform(0.5, 1.0))
+
+
+def retry_after_header(value: str | None) -> float | None:
     """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    value = response.headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
@@ -202,7 +240,8 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL, for messages (never a path or query)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url[:100]
 

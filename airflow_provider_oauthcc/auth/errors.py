@@ -60,3 +60,15 @@ class ApiError(OAuthCCError):
 
 class ApiUnauthorizedError(ApiError):
     """The API rejected a freshly fetched token too (401 after one refresh and replay)."""
+
+
+class ApiConnectionError(OAuthCCError):
+    """The protected API could not be reached, or did not answer in time (async path).
+
+    ``request_sent`` is False when the connection failed before anything was sent, so the
+    request can be retried whatever its method.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        self.request_sent = request_sent
+        super().__init__(message)

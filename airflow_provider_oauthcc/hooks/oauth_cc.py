@@ -81,23 +81,28 @@ class OAuthCCHook(HttpHook):
     def oauth_config(self) -> ClientConfig:
         """The connection's OAuth settings, validated (raises OAuthCCConfigError)."""
         if self._oauth_config is None:
-            connection = self.get_connection(self.oauth_conn_id)
-            masking.mask(connection.password)
-            self._set_base_url(connection)
-            config = ClientConfig.from_connection(
-                client_id=connection.login,
-                client_secret=connection.password,
-                extra=connection.extra,
-                api_base_url=self.base_url,
-            )
-            if config.unknown_keys:
-                self.log.warning(
-                    "Connection %s has extras this hook does not use: %s (not sent anywhere)",
-                    self.oauth_conn_id,
-                    ", ".join(config.unknown_keys),
-                )
-            self._oauth_config = config
+            return self.use_connection(self.get_connection(self.oauth_conn_id))
         return self._oauth_config
+
+    def use_connection(self, connection: Any) -> ClientConfig:
+        """Read the OAuth settings and the API base URL from ``connection`` (already fetched,
+        e.g. asynchronously in the triggerer) instead of looking it up."""
+        masking.mask(connection.password)
+        self._set_base_url(connection)
+        config = ClientConfig.from_connection(
+            client_id=connection.login,
+            client_secret=connection.password,
+            extra=connection.extra,
+            api_base_url=self.base_url,
+        )
+        if config.unknown_keys:
+            self.log.warning(
+                "Connection %s has extras this hook does not use: %s (not sent anywhere)",
+                self.oauth_conn_id,
+                ", ".join(config.unknown_keys),
+            )
+        self._oauth_config = config
+        return config
 
     @property
     def token_provider(self) -> TokenProvider:
@@ -128,7 +133,7 @@ class OAuthCCHook(HttpHook):
         config = self.oauth_config
         session = requests.Session()
         session.auth = BearerAuth(self.token_provider, self.base_url)
-        self.merged_extra = _session_options(config, extra_options or {})
+        self.merged_extra = request_options(config, extra_options or {})
         session.verify = self.merged_extra.get("verify", config.verify)
         warn_if_unverified(session.verify, self.base_url, "API")
         session.proxies = dict(config.proxies or {})
@@ -175,7 +180,7 @@ class OAuthCCHook(HttpHook):
         return self._oauth_config.secrets if self._oauth_config else ()
 
 
-def _session_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
+def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
     """What HttpHook.run_and_check reads (timeout, allow_redirects, check_response) and more."""
     options: dict[str, Any] = {"timeout": config.timeout}
     options.update(config.session_options)

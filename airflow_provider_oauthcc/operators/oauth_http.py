@@ -34,7 +34,7 @@ class OAuthHttpOperator(HttpOperator):
     Accepts every :class:`~airflow.providers.http.operators.http.HttpOperator` argument, with
     ``oauth_conn_id`` (an ``oauth2_client_credentials`` connection) in place of
     ``http_conn_id``. Differences: the default ``method`` is **GET**; requests carry the
-    connection's token (``auth_type`` is not used); ``deferrable=True`` is not supported yet.
+    connection's token (``auth_type`` is not used).
 
     Without ``paginate`` and ``output`` it returns what HttpOperator returns (the response
     text, or ``response_filter``'s result; a list of them with ``pagination_function``). All
@@ -50,6 +50,14 @@ class OAuthHttpOperator(HttpOperator):
     ``retry_max_wait`` s), other 5xx and lost connections with exponential backoff; a 401
     refreshes the token and replays once. Timeouts come from the connection (default 30 s)
     or ``extra_options={"timeout": ...}``.
+
+    With ``deferrable=True`` the first request is sent from the triggerer (an
+    :class:`~airflow_provider_oauthcc.triggers.oauth_http.OAuthHttpTrigger`, which fetches its
+    own token and retries as above) and the task holds no worker slot while it waits: for a
+    slow report, a long poll. The task then resumes with that answer and goes on exactly as
+    without deferral: same checks, filters and XCom; the following pages, if any, through one
+    session from the worker. The triggerer sends ``json`` but no other ``request_kwargs``;
+    ``retry_args`` applies to the pages fetched in the worker.
 
     :param oauth_conn_id: the connection to call the API with. (templated)
     :param endpoint: path relative to the connection's host. (templated)
@@ -68,6 +76,7 @@ class OAuthHttpOperator(HttpOperator):
         to write the records to as JSON Lines. (templated when a string)
     :param page_retries: retries of one request after its first attempt.
     :param retry_max_wait: upper bound in seconds of any wait between retries.
+    :param deferrable: send the first request from the triggerer (see above).
     """
 
     conn_id_field = "oauth_conn_id"
@@ -91,12 +100,7 @@ class OAuthHttpOperator(HttpOperator):
     ) -> None:
         if "http_conn_id" in kwargs:
             raise TypeError("OAuthHttpOperator takes oauth_conn_id, not http_conn_id")
-        if deferrable:
-            raise ValueError(
-                "OAuthHttpOperator does not support deferrable=True yet: the stock HttpTrigger "
-                "cannot fetch OAuth tokens. Run it without deferrable."
-            )
-        super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=False, **kwargs)
+        super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=deferrable, **kwargs)
         if paginate is not None and not isinstance(paginate, Paginator):
             raise TypeError(
                 "paginate must be a paginator such as LinkHeaderPaginator() or "
@@ -131,16 +135,65 @@ class OAuthHttpOperator(HttpOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        if self.deferrable:
+            self._defer_first_request()
+        return self._run(context)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[Any, Any],
+        paginated_responses: list[requests.Response] | None = None,
+    ) -> Any:
+        """Resume with the answer the triggerer got to the first request (or its error)."""
+        from airflow_provider_oauthcc.deferred_pull import first_page_answer
+
+        return self._run(context, first_page_answer(event, self.log))
+
+    def _defer_first_request(self) -> None:
+        from airflow_provider_oauthcc.deferred_pull import first_page_trigger
+        from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS
+
+        hook = self.hook
+        hook.oauth_config  # noqa: B018  (a misconfigured connection fails here, not deferred)
+        first = self._first_request(hook)
+        if self.paginate is not None:
+            first = self.paginate.first_request(first)
+        if self.method.upper() not in IDEMPOTENT_METHODS:
+            self.log.warning(
+                "%s in deferrable mode: if the triggerer restarts while the request is in "
+                "flight, it is sent again",
+                self.method,
+            )
+        self.log.info("Deferring: the triggerer sends %s %s", self.method, self.endpoint or "/")
+        self.defer(
+            trigger=first_page_trigger(
+                self.oauth_conn_id,
+                self.method,
+                first,
+                extra_options=self.extra_options,
+                request_kwargs=self.request_kwargs,
+                retries=self.page_retries,
+                retry_max_wait=self.retry_max_wait,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _first_request(self, hook: OAuthCCHook) -> PageRequest:
+        return PageRequest(
+            url=hook.url_from_endpoint(self.endpoint),
+            data=self.data or None,
+            headers=dict(self.headers or {}),
+            data_in_query=self.method.upper() in ("GET", "HEAD"),
+        )
+
+    def _run(self, context: Context, first_answer: requests.Response | None = None) -> Any:
+        """The call or pull; with ``first_answer``, page 1 is that answer (from the triggerer)."""
         hook = self.hook
         session = hook.get_conn(extra_options=self.extra_options)
         try:
-            fetcher = self._fetcher(hook, session)
-            first = PageRequest(
-                url=hook.url_from_endpoint(self.endpoint),
-                data=self.data or None,
-                headers=dict(self.headers or {}),
-                data_in_query=self.method.upper() in ("GET", "HEAD"),
-            )
+            fetcher = self._fetcher(hook, session, first_answer)
+            first = self._first_request(hook)
             if self.output_path is not None:
                 return self._pull_to_output(context, hook, fetcher, first)
             if self.paginate is not None:
@@ -152,7 +205,7 @@ class OAuthHttpOperator(HttpOperator):
             close_session(session)
 
     def execute_sync(self, context: Context) -> Any:
-        return self.execute(context)
+        return self._run(context)
 
     def _call(
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
@@ -227,7 +280,12 @@ class OAuthHttpOperator(HttpOperator):
             )
         return PagePull(fetcher, first, paginator, records_of, max_pages=self.max_pages)
 
-    def _fetcher(self, hook: OAuthCCHook, session: requests.Session) -> PageFetcher:
+    def _fetcher(
+        self,
+        hook: OAuthCCHook,
+        session: requests.Session,
+        first_answer: requests.Response | None = None,
+    ) -> PageFetcher:
         from airflow_provider_oauthcc.pull import PageFetcher
         from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS, RetryPolicy, user_retrying
 
@@ -236,16 +294,20 @@ class OAuthHttpOperator(HttpOperator):
             max_wait=self.retry_max_wait,
             idempotent=self.method.upper() in IDEMPOTENT_METHODS,
         )
-        return PageFetcher(
-            session,
-            method=self.method,
-            options=hook.merged_extra,
-            check_response=hook.check_response,
-            policy=policy,
-            retrying=user_retrying(self.retry_args) if self.retry_args else None,
-            request_kwargs=self.request_kwargs,
-            log=self.log,
-        )
+        settings: dict[str, Any] = {
+            "method": self.method,
+            "options": hook.merged_extra,
+            "check_response": hook.check_response,
+            "policy": policy,
+            "retrying": user_retrying(self.retry_args) if self.retry_args else None,
+            "request_kwargs": self.request_kwargs,
+            "log": self.log,
+        }
+        if first_answer is not None:
+            from airflow_provider_oauthcc.deferred_pull import AnsweredFirstPage
+
+            return AnsweredFirstPage(session, first=first_answer, **settings)
+        return PageFetcher(session, **settings)
 
     def _next_page_request(
         self, hook: OAuthCCHook, first: PageRequest

@@ -323,7 +323,6 @@ def test_asset_outlets_receive_the_summary(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"deferrable": True}, "does not support deferrable=True"),
         ({"http_conn_id": "crm"}, "takes oauth_conn_id, not http_conn_id"),
         (
             {"paginate": LinkHeaderPaginator(), "pagination_function": next_page_function},

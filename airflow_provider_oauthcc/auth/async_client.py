@@ -1,0 +1,140 @@
+"""AsyncTokenClient: the client-credentials token request over aiohttp, for the triggerer.
+
+The same request as :class:`~airflow_provider_oauthcc.auth.client.TokenClient`: the form, the
+client authentication (:class:`ClientAuthenticator`), the reading of the answer and the
+retries are shared with it; only the transport differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlencode
+
+import aiohttp
+import tenacity
+
+from airflow_provider_oauthcc.auth import masking
+from airflow_provider_oauthcc.auth.async_transport import (
+    client_timeout,
+    connection_reason,
+    proxy_for,
+    ssl_context,
+    tls_failure,
+)
+from airflow_provider_oauthcc.auth.client import (
+    RetryableTokenError,
+    TokenClient,
+    origin,
+    retry_wait,
+    token_form,
+    token_from_answer,
+)
+from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
+from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.tls import warn_if_unverified
+from airflow_provider_oauthcc.auth.token import Token
+
+
+class AsyncTokenClient:
+    """Posts client-credentials token requests from an event loop, with bounded retries."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        self.config = config
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self._authenticator = ClientAuthenticator(config)
+        self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
+        self._token_url = config.token_url
+        warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
+        masking.mask(*config.secrets)
+
+    async def token_url(self) -> str:
+        """The token endpoint, discovered from the issuer on first use (then cached per process)."""
+        if self._token_url is None:
+            self._token_url = await asyncio.to_thread(self._discover)
+        return self._token_url
+
+    def _discover(self) -> str:
+        # Discovery runs once per issuer and process: the requests path, in a thread.
+        client = TokenClient(self.config, max_attempts=1)
+        try:
+            return client.token_url
+        finally:
+            client.close()
+
+    async def fetch_token(self) -> Token:
+        """Request a new token; retries transient failures, raises TokenRequestError otherwise."""
+        url = await self.token_url()
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=lambda state: retry_wait(
+                state,
+                backoff=self.backoff,
+                max_backoff=self.max_backoff,
+                max_retry_after=self.max_retry_after,
+            ),
+            retry=tenacity.retry_if_exception_type(RetryableTokenError),
+            reraise=True,
+        )
+        try:
+            token: Token = await retrying(self._request_once, url)
+        except RetryableTokenError as exc:
+            raise exc.gave_up(self.max_attempts) from None
+        masking.mask(token.access_token)
+        return token
+
+    async def _request_once(self, url: str) -> Token:
+        config = self.config
+        headers, body = self._authenticator.prepare(
+            url,
+            {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            urlencode(token_form(config), doseq=True),
+        )
+        sent_at = time.time()
+        try:
+            async with (
+                aiohttp.ClientSession(trust_env=True) as session,
+                session.post(
+                    url,
+                    data=body.encode(),
+                    headers=headers,
+                    allow_redirects=False,
+                    ssl=ssl_context(config.verify, self._client_cert, config.client_cert_key),
+                    proxy=proxy_for(url, config.proxies),
+                    timeout=client_timeout(config.timeout),
+                ) as response,
+            ):
+                content = await response.read()
+                status, answer_headers = response.status, response.headers
+        except aiohttp.ClientSSLError as exc:
+            reason = tls_failure(exc, has_client_cert=self._client_cert is not None)
+            raise TokenRequestError(
+                f"TLS handshake with the token endpoint {origin(url)} failed: {reason}"
+            ) from None
+        except TimeoutError:
+            raise RetryableTokenError(
+                TokenRequestError(
+                    f"token endpoint {origin(url)} did not answer within {config.timeout:g} s"
+                )
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise RetryableTokenError(
+                TokenRequestError(
+                    f"cannot reach the token endpoint {origin(url)} ({connection_reason(exc)})"
+                )
+            ) from None
+        return token_from_answer(
+            config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
+        )

@@ -1,0 +1,235 @@
+"""OAuthCCAsyncHook: OAuthCCHook for the triggerer (asyncio, aiohttp).
+
+Reads the connection asynchronously, then follows the sync hook's rules: the same
+``ClientConfig``, base URL, extra options (timeout, verify, allow_redirects, check_response),
+token cache (memory, file or redis, shared with the workers' hooks), error types and per-request
+retry policy. Nothing it holds is serialized: a trigger keeps only the connection ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_oauthcc.auth.async_api import ApiRequest, AsyncBearerClient, TransportOptions
+from airflow_provider_oauthcc.auth.async_provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.cache import TokenCache
+from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.errors import ApiConnectionError
+from airflow_provider_oauthcc.auth.tls import warn_if_unverified
+from airflow_provider_oauthcc.hooks.oauth_cc import (
+    OAuthCCHook,
+    api_error,
+    redis_url,
+    request_options,
+)
+from airflow_provider_oauthcc.retry import (
+    IDEMPOTENT_METHODS,
+    RetryableStatusError,
+    RetryPolicy,
+    describe_failure,
+    retry_after_seconds,
+)
+
+
+class OAuthCCAsyncHook(BaseHook):
+    """Call an OAuth 2.0 client-credentials protected API from an event loop.
+
+    ``run()`` sends one request (with retries if asked) through an ``aiohttp.ClientSession``
+    the caller owns and returns a ``requests.Response``; a failed answer raises the sync
+    hook's ``ApiError`` / ``ApiUnauthorizedError``, an unreachable API ``ApiConnectionError``.
+
+    :param oauth_conn_id: an ``oauth2_client_credentials`` connection.
+    :param method: HTTP method of ``run()`` (default GET).
+    """
+
+    conn_name_attr = "oauth_conn_id"
+    default_conn_name = "oauth_cc_default"
+
+    def __init__(self, oauth_conn_id: str = default_conn_name, method: str = "GET") -> None:
+        super().__init__()
+        self.oauth_conn_id = oauth_conn_id
+        self.method = method.upper()
+        # The sync hook's rules for the base URL, the settings and errors; it makes no request.
+        self._sync = OAuthCCHook(method=self.method, oauth_conn_id=oauth_conn_id)
+        self._provider: AsyncTokenProvider | None = None
+
+    async def token_provider(self) -> AsyncTokenProvider:
+        if self._provider is None:
+            connection = await self._connection(self.oauth_conn_id)
+            config = self._sync.use_connection(connection)
+            cache = await self._token_cache(config)
+            self._provider = AsyncTokenProvider(config, cache=cache)
+        return self._provider
+
+    async def _connection(self, conn_id: str) -> Any:
+        """The connection, read without blocking the loop on any Airflow version."""
+        try:
+            from airflow.providers.common.compat.connection import get_async_connection
+        except ImportError:  # an older common-compat: Airflow 3.1's way, in a thread
+            from asgiref.sync import sync_to_async
+
+            return await sync_to_async(self.get_connection)(conn_id)
+        return await get_async_connection(conn_id, self)
+
+    async def _token_cache(self, config: ClientConfig) -> TokenCache:
+        if config.cache_backend == "memory":
+            return make_token_cache(config)
+        url: str | Callable[[], str] | None = None
+        if config.cache_backend == "redis":
+            conn_id = config.cache_redis_conn_id
+            try:
+                url = redis_url(await self._connection(conn_id))
+            except Exception as exc:
+                # As the sync hook: the cache fails open, with one warning, on first use.
+                url = _raising(
+                    LookupError(
+                        f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
+                    )
+                )
+        # Building a file or Redis cache may touch the disk: not on the loop.
+        return await asyncio.to_thread(make_token_cache, config, redis_url=url)
+
+    async def client(self, extra_options: Mapping[str, Any] | None = None) -> AsyncBearerClient:
+        """A client for this connection with ``extra_options`` applied as the sync hook does."""
+        provider = await self.token_provider()
+        return self._client(provider, await self.request_options(extra_options))
+
+    async def request_options(self, extra_options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The connection's request settings overridden by ``extra_options``, as the sync
+        hook's ``merged_extra`` (``timeout``, ``verify``, ``check_response`` ...)."""
+        provider = await self.token_provider()
+        return request_options(provider.config, dict(extra_options or {}))
+
+    def _client(self, provider: AsyncTokenProvider, options: dict[str, Any]) -> AsyncBearerClient:
+        config = provider.config
+        cert = options.get("cert")
+        cert_file, cert_key = cert if isinstance(cert, list | tuple) else (cert, None)
+        verify = options.get("verify", config.verify)
+        warn_if_unverified(verify, self._sync.base_url, "API")
+        return AsyncBearerClient(
+            provider,
+            self._sync.base_url,
+            options=TransportOptions(
+                verify=verify,
+                timeout=options.get("timeout"),
+                proxies=config.proxies,
+                allow_redirects=bool(options.get("allow_redirects", True)),
+                max_redirects=int(options.get("max_redirects", 30)),
+                cert=cert_file,
+                cert_key=cert_key,
+            ),
+            default_headers=config.api_headers,
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """The connection's secrets once it was read, to scrub from anything kept or shown."""
+        return self._provider.config.secrets if self._provider else ()
+
+    def url_from_endpoint(self, endpoint: str | None) -> str:
+        """``endpoint`` joined to the API base URL as HttpHook joins it, or as is when it is an
+        absolute URL (a next page, a download link); the token goes to the API's origin only.
+        Call after ``client()``, which reads the connection."""
+        if endpoint and "://" in endpoint.split("?", 1)[0]:
+            return endpoint
+        return self._sync.url_from_endpoint(endpoint)
+
+    async def run(
+        self,
+        session: aiohttp.ClientSession,
+        endpoint: str | None = None,
+        data: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        *,
+        json: Any = None,
+        retries: int = 0,
+        retry_max_wait: float = 60.0,
+    ) -> requests.Response:
+        """Send one request as ``HttpHook.run`` does (``data`` is the query for GET, the body
+        otherwise), retried per the sync operator's policy when ``retries`` > 0."""
+        provider = await self.token_provider()
+        options = await self.request_options(extra_options)
+        client = self._client(provider, options)
+        check = bool(options.get("check_response", True))
+        request = self._request(endpoint, data, headers, json)
+        policy = RetryPolicy(
+            retries=retries,
+            max_wait=retry_max_wait,
+            idempotent=self.method in IDEMPOTENT_METHODS,
+        )
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(retries + 1),
+            wait=policy.wait,
+            retry=tenacity.retry_if_exception(lambda error: _should_retry(policy, error)),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        response: requests.Response = await retrying(
+            self._send, session, client, request, check, policy
+        )
+        return response
+
+    def _request(
+        self,
+        endpoint: str | None,
+        data: Mapping[str, Any] | str | None,
+        headers: Mapping[str, str] | None,
+        json: Any,
+    ) -> ApiRequest:
+        url = self.url_from_endpoint(endpoint)
+        if self.method == "GET":
+            return ApiRequest(self.method, url, params=data, json=json, headers=headers)
+        if self.method == "HEAD":
+            return ApiRequest(self.method, url, headers=headers)
+        return ApiRequest(self.method, url, data=data, json=json, headers=headers)
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        client: AsyncBearerClient,
+        request: ApiRequest,
+        check: bool,
+        policy: RetryPolicy,
+    ) -> requests.Response:
+        response = await client.send(session, request)
+        if check and not response.ok:
+            if policy.should_retry_status(response.status_code):
+                raise RetryableStatusError(response, retry_after_seconds(response))
+            self.log.error("HTTP error: %s", response.reason)
+            self.log.error("%s", response.text[:1000])
+            raise api_error(response)
+        return response
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        reason = str(error) if isinstance(error, ApiConnectionError) else describe_failure(error)
+        self.log.warning(
+            "%s on attempt %d; retrying in %.1f s",
+            reason,
+            state.attempt_number,
+            wait,
+        )
+
+
+def _should_retry(policy: RetryPolicy, error: BaseException) -> bool:
+    if isinstance(error, RetryableStatusError):
+        return True
+    if isinstance(error, ApiConnectionError):
+        return not error.request_sent or policy.idempotent
+    return False
+
+
+def _raising(error: Exception) -> Callable[[], str]:
+    def fail() -> str:
+        raise error
+
+    return fail

@@ -1,0 +1,134 @@
+"""What a trigger hands back to the task: an API answer or an error, as JSON-ready data.
+
+A trigger event is stored in the metadata database until the task resumes, so it carries the
+answer (status, headers, body) and, for an error, its type and fields: never a token or a
+secret. The task turns it back into a ``requests.Response`` or into the exception it stands
+for, of the same class as the sync path raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from airflow_provider_oauthcc.auth.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiUnauthorizedError,
+    OAuthCCConfigError,
+    OAuthCCError,
+    TokenRequestError,
+    TokenResponseError,
+)
+
+SUCCESS = "success"
+ERROR = "error"
+TIMEOUT = "timeout"
+
+# An answer larger than this is not handed back through the database.
+MAX_EVENT_BODY = 8 * 1024 * 1024
+
+# The classes an error event can name, most specific first.
+_ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
+    OAuthCCConfigError,
+    TokenResponseError,
+    TokenRequestError,
+    ApiUnauthorizedError,
+    ApiError,
+    ApiConnectionError,
+    OAuthCCError,
+)
+
+
+class ResponseTooLargeError(OAuthCCError):
+    """The answer is too large to travel back from the triggerer in a trigger event."""
+
+
+def encode_response(response: requests.Response) -> dict[str, Any]:
+    content = response.content or b""
+    if len(content) > MAX_EVENT_BODY:
+        raise ResponseTooLargeError(
+            f"the API answered {len(content):,} bytes, more than the {MAX_EVENT_BODY:,} a "
+            "trigger can hand back to the task; call this endpoint without deferrable=True "
+            "(with output=... to stream it to object storage)"
+        )
+    return {
+        "status_code": response.status_code,
+        "reason": response.reason,
+        "url": response.url,
+        "headers": dict(response.headers),
+        "encoding": response.encoding,
+        "content": base64.b64encode(content).decode("ascii"),
+    }
+
+
+def decode_response(data: dict[str, Any]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = int(data["status_code"])
+    response.reason = str(data.get("reason") or "")
+    response.url = str(data.get("url") or "")
+    response.headers = CaseInsensitiveDict(data.get("headers") or {})
+    response.encoding = data.get("encoding")
+    response._content = base64.b64decode(data.get("content") or "")
+    return response
+
+
+def response_digest(response: requests.Response) -> str:
+    """Identifies an answer by its status and body (headers such as Date change every time)."""
+    digest = hashlib.sha256(str(response.status_code).encode())
+    digest.update(b"\n")
+    digest.update(response.content or b"")
+    return digest.hexdigest()
+
+
+def encode_error(error: BaseException, secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An error as data: its provider class and fields; other exceptions as OAuthCCError with
+    their class name in the message. Known secrets are replaced by ***."""
+    kind = next((c for c in _ERROR_CLASSES if isinstance(error, c)), None)
+    message = str(error) if kind is not None else f"{type(error).__name__}: {error}"
+    data: dict[str, Any] = {"type": (kind or OAuthCCError).__name__, "message": message}
+    for name in ("field", "status", "error", "error_description", "error_uri", "request_sent"):
+        value = getattr(error, name, None) if kind is not None else None
+        if value is not None:
+            data[name] = value
+    return {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in data.items()}
+
+
+def decode_error(data: dict[str, Any]) -> OAuthCCError:
+    """The exception an error event stands for."""
+    kind = next((c for c in _ERROR_CLASSES if c.__name__ == data.get("type")), OAuthCCError)
+    message = str(data.get("message") or "unknown error in the triggerer")
+    if kind is OAuthCCConfigError:
+        field = str(data.get("field") or "extra")
+        return OAuthCCConfigError(
+            field, message.removeprefix(f"OAuth connection field '{field}': ")
+        )
+    if issubclass(kind, TokenRequestError):
+        return kind(
+            message,
+            status=data.get("status"),
+            error=data.get("error"),
+            error_description=data.get("error_description"),
+            error_uri=data.get("error_uri"),
+        )
+    if issubclass(kind, ApiError):
+        return kind(
+            message,
+            status=int(data.get("status") or 0),
+            error=data.get("error"),
+            error_description=data.get("error_description"),
+        )
+    if kind is ApiConnectionError:
+        return ApiConnectionError(message, request_sent=bool(data.get("request_sent", True)))
+    return kind(message)
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

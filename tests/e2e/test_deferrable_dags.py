@@ -1,0 +1,153 @@
+"""Deferrable tasks under the real ``airflow dags test``, which runs each trigger in line:
+the example export-job DAG (POST, deferrable sensor, download) against the local API, with
+2-second tokens so that the triggerer must refresh them while the sensor is deferred; and a
+paginated pull run both ways, whose XComs must agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devserver import DevServer
+from devserver.dataset import EPOCH, STEP
+from tests.support.connections import conn_json
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+SECRET = "s3cret-Value-deferred-5150"
+DAY = datetime(2024, 1, 5, tzinfo=UTC)
+
+
+@dataclass
+class DagTest:
+    """One ``airflow dags test`` process with its own AIRFLOW_HOME and local API."""
+
+    api: DevServer
+    home: Path
+    dags: Path
+    process: subprocess.Popen[str] | None = None
+    _output: str | None = None
+
+    def start(self, dag_id: str, logical_date: str, **env: str) -> None:
+        self.process = subprocess.Popen(
+            [AIRFLOW, "dags", "test", dag_id, logical_date],
+            env=dict(
+                os.environ,
+                AIRFLOW_HOME=str(self.home),
+                AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
+                AIRFLOW__CORE__LOAD_EXAMPLES="False",
+                AIRFLOW__CORE__UNIT_TEST_MODE="False",
+                AIRFLOW_CONN_EXAMPLE_API=conn_json(
+                    self.api.api_url, "dags-client", SECRET, auth_url=self.api.token_url
+                ),
+                **env,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def output(self) -> str:
+        """The run's output, once it finished and succeeded, without a secret or token."""
+        assert self.process is not None
+        if self._output is None:
+            self._output, _ = self.process.communicate(timeout=240)
+        output = self._output
+        assert self.process.returncode == 0, output[-4000:]
+        assert "state=success" in output, output[-4000:]
+        assert SECRET not in output
+        for capture in self.api.stats.api_captures:
+            token = capture.headers["Authorization"].split()[1]
+            assert token not in output and token.split(".")[2] not in output
+        return output
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def migrated_home(path: Path) -> Path:
+    env = dict(os.environ, AIRFLOW_HOME=str(path), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    result = subprocess.run(
+        [AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagTest]]:
+    """Both DAGs under ``airflow dags test`` at once, each with its own home and API."""
+    home = migrated_home(tmp_path_factory.mktemp("airflow-home"))
+    second = tmp_path_factory.mktemp("airflow-home")
+    shutil.copy(home / "airflow.db", second / "airflow.db")
+    with DevServer(export_ready_after=6.0) as export_api, DevServer() as pull_api:
+        export_api.add_client("dags-client", secret=SECRET, scope="read", token_lifetime=2)
+        pull_api.add_client("dags-client", secret=SECRET, scope="read")
+        pull_api.dataset_size = 200
+        export = DagTest(export_api, home, REPO / "dags_examples")
+        export.start(
+            "oauthcc_export_job",
+            DAY.isoformat(),
+            OAUTHCC_EXAMPLE_OUTPUT=f"file://{home / 'output'}",
+            OAUTHCC_EXAMPLE_POKE_INTERVAL="0.5",
+        )
+        pull = DagTest(pull_api, second, Path(__file__).parent / "dags")
+        pull.start("oauthcc_deferrable_pull", DAY.isoformat())
+        try:
+            yield {"export": export, "pull": pull}
+        finally:
+            export.stop()
+            pull.stop()
+
+
+@pytest.fixture
+def export_run(runs: dict[str, DagTest]) -> DagTest:
+    return runs["export"]
+
+
+def test_export_job_waits_deferred_and_downloads(export_run: DagTest) -> None:
+    output = export_run.output()
+    landed = export_run.home / "output" / "exports" / "2024-01-05" / "export.jsonl"
+    first = (DAY - EPOCH) // STEP + 1
+    ids = [json.loads(line)["id"] for line in landed.read_text().splitlines()]
+    assert ids == list(range(first, first + 24))
+    assert "Exported 24 records in 1 pages" in output
+    # The sensor checked once in the task ("pending"), then waited in the triggerer, which woke
+    # it only for a new status: "running" (unless a slow run missed it), then "done".
+    assert "export exp-1 is pending" in output
+    deferrals = output.count("Deferring: the triggerer polls /v1/exports/exp-1")
+    assert deferrals in (1, 2)
+    assert output.count("The triggerer saw a new answer from /v1/exports/exp-1") == deferrals
+    job = export_run.api.exports.get("exp-1")
+    assert job is not None and job.status_polls >= 1 + deferrals
+
+
+def test_two_second_tokens_are_refreshed_in_the_triggerer(export_run: DagTest) -> None:
+    output = export_run.output()
+    stats = export_run.api.stats
+    assert "in the triggerer (expires in" in output
+    assert stats.token_requests >= 3  # the 6-second job outlived two tokens
+    assert set(stats.api_requests_by_status) == {200, 202}  # never an expired token
+
+
+def test_deferrable_pull_resumes_with_the_sync_xcom(runs: dict[str, DagTest]) -> None:
+    run = runs["pull"]
+    output = run.output()
+    assert "Same XCom from both pulls: 200 records" in output
+    assert "Deferring: the triggerer sends GET /v1/cursor/items" in output
+    # 5 pages each way; page 1 of the deferred pull came from the triggerer, sent once.
+    assert run.api.stats.api_requests_by_status == {200: 10}
+    assert run.api.stats.token_requests == 1  # the triggerer found the workers' token
