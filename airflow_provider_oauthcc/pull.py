@@ -31,6 +31,7 @@ class Log(Protocol):
     def debug(self, msg: Any, /, *args: Any) -> Any: ...
     def info(self, msg: Any, /, *args: Any) -> Any: ...
     def warning(self, msg: Any, /, *args: Any) -> Any: ...
+    def error(self, msg: Any, /, *args: Any) -> Any: ...
 
 
 class PaginationLoopError(RuntimeError):
@@ -69,10 +70,32 @@ class PageFetcher:
         self._retrying = retrying or policy.retrying(self._log_retry)
 
     def fetch(self, request: PageRequest, page_number: int = 1) -> requests.Response:
-        """The response for ``request``, retried as the policy allows."""
+        """The response for ``request``, retried as the policy allows.
+
+        Once the retries are used up, a retryable status is raised as an ``ApiError`` naming
+        the page and the attempts; a timeout or lost connection is raised as it is, after an
+        error line in the log that says the same.
+        """
         self._page_number = page_number
-        response: requests.Response = self._retrying(self._send, request)
+        try:
+            response: requests.Response = self._retrying(self._send, request)
+        except RetryableStatusError as exc:
+            raise exc.gave_up(page_number, self._attempts()) from None
+        except requests.exceptions.RequestException as exc:
+            attempts = self._attempts()
+            if attempts > 1:
+                self.log.error(
+                    "Page %d: %s; gave up after %d attempts",
+                    page_number,
+                    describe_failure(exc),
+                    attempts,
+                )
+            raise
         return response
+
+    def _attempts(self) -> int:
+        """Attempts made by the last ``fetch`` (tenacity keeps them per thread)."""
+        return int(self._retrying.statistics.get("attempt_number", 1))
 
     def _send(self, request: PageRequest) -> requests.Response:
         options = {**self.options, **request.options}

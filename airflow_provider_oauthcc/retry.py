@@ -31,6 +31,11 @@ class RetryableStatusError(ApiError):
         super().__init__(f"{response.status_code}:{response.reason}", status=response.status_code)
         self.retry_after = retry_after
 
+    def gave_up(self, page: int, attempts: int) -> ApiError:
+        """The error to raise once no attempt is left: which page, what, how often."""
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        return ApiError(f"Page {page}: {self} (gave up after {tries})", status=self.status)
+
 
 class RetryPolicy:
     """How often and how long to retry one request.

@@ -207,7 +207,8 @@ def create_auth_app(
     logging.getLogger(ClientCredentialsGrant.__module__).setLevel(logging.INFO)
 
     def save_token(token: dict[str, Any], _request: OAuth2Request) -> None:
-        tokens.record_issued(str(unverified_claims(token["access_token"])["jti"]))
+        access_token = str(token["access_token"])
+        tokens.record_issued(str(unverified_claims(access_token)["jti"]), access_token)
 
     server = DevAuthorizationServer(app, query_client=clients.get, save_token=save_token)
     server.register_token_generator("default", AccessTokenGenerator(urls, signing_key))

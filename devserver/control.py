@@ -14,7 +14,16 @@ if TYPE_CHECKING:
     from devserver.server import DevServer
 
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
-_FAULT_FIELDS = ("status", "times", "every", "delay", "retry_after", "headers", "body")
+_FAULT_FIELDS = (
+    "status",
+    "times",
+    "every",
+    "delay",
+    "retry_after",
+    "headers",
+    "body",
+    "reset",
+)
 
 
 def create_control_blueprint(server: DevServer) -> Blueprint:

@@ -4,7 +4,8 @@ Each server endpoint group (the token endpoint, the API) has its own ``FaultSet`
 For every request the set looks at its faults in the order they were added; every
 fault counts the request, and the first one that is due fires (only that one uses
 up one of its ``times``). A fault with ``status`` answers with that status instead
-of serving the request; a fault with only ``delay`` sleeps and then serves normally.
+of serving the request; a fault with only ``delay`` sleeps and then serves normally; a
+``reset`` fault serves the request but drops the connection half-way through the body.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class Fault:
     retry_after: int | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
+    #: Send the real response's headers and half its body, then drop the connection.
+    reset: bool = False
     seen: int = 0
     fired: int = 0
 
@@ -60,6 +63,7 @@ class FaultSet:
         retry_after: int | str | None = None,
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        reset: bool = False,
     ) -> Fault:
         """Arm a fault.
 
@@ -69,12 +73,16 @@ class FaultSet:
         - ``add(status=401)``: 401 with a ``WWW-Authenticate`` fitting the target.
         - ``add(delay=2.0)``: the next request is answered normally after 2 s.
         - ``add(status=307, headers={"Location": url})``: the next request is redirected.
+        - ``add(reset=True, every=4)``: every 4th response stops half-way through its body
+          (headers and ``Content-Length`` as usual) and its connection is closed.
 
         Without ``times`` a fault fires once, or forever when ``every`` is given.
         ``headers`` and ``body`` override the defaults of the fault response.
         """
-        if status is None and delay <= 0:
-            raise ValueError("a fault needs a status, a delay, or both")
+        if reset and status is not None:
+            raise ValueError("a reset fault cuts the real response; it takes no status")
+        if status is None and delay <= 0 and not reset:
+            raise ValueError("a fault needs a status, a delay, or a reset")
         if status is not None and 300 <= status <= 399:
             if not (headers or {}).get("Location"):
                 raise ValueError("a 3xx fault needs a Location header")
@@ -94,6 +102,7 @@ class FaultSet:
             retry_after=retry_after,
             headers=dict(headers or {}),
             body=body,
+            reset=reset,
         )
         with self._lock:
             self._faults.append(fault)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Request, Response, request
+from flask import Blueprint, Request, Response, g, request
 
 from devserver.faults import Fault, FaultSet
 from devserver.stats import CapturedRequest
@@ -21,6 +21,13 @@ _ERROR_BY_STATUS = {
     504: "gateway_timeout",
 }
 _DESCRIPTION = "injected fault"
+#: How long a reset response waits after its partial body before the connection is dropped,
+#: so the server's writer sends that part first.
+_RESET_FLUSH_S = 0.05
+
+
+class InjectedReset(ConnectionError):
+    """Raised by a reset fault's body: the server then drops the connection mid-body."""
 
 
 def json_response(
@@ -58,6 +65,22 @@ def fault_response(fault: Fault, target: str) -> Response:
     return json_response(body, status, headers)
 
 
+def reset_response(response: Response) -> Response:
+    """``response`` with its headers (``Content-Length`` of the whole body) but only the
+    first half of its body; then the connection is dropped."""
+    body = response.get_data()
+    cut = len(body) // 2
+
+    def partial() -> Iterator[bytes]:
+        yield body[:cut]
+        time.sleep(_RESET_FLUSH_S)
+        raise InjectedReset(f"injected reset after {cut} of {len(body)} bytes")
+
+    headers = response.headers.copy()
+    headers["Content-Length"] = str(len(body))
+    return Response(partial(), status=response.status_code, headers=headers)
+
+
 def capture(req: Request, response: Response, client_id: str | None = None) -> CapturedRequest:
     return CapturedRequest(
         method=req.method,
@@ -91,9 +114,12 @@ def instrument(
             time.sleep(fault.delay)
         if fault.status is not None:
             return fault_response(fault, faults.target)
+        g.devserver_reset = fault.reset
         return None
 
     @blueprint.after_request
     def _after(response: Response) -> Response:
         record(request, response)
+        if g.get("devserver_reset"):
+            return reset_response(response)
         return response

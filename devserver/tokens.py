@@ -30,16 +30,25 @@ def unverified_claims(token: str) -> dict[str, Any]:
 
 
 class TokenRegistry:
-    """Remembers the ``jti`` of every issued token so they can all be revoked."""
+    """Remembers every issued token (its ``jti`` and value) so they can all be revoked."""
 
     def __init__(self) -> None:
         self._issued: set[str] = set()
         self._revoked: set[str] = set()
+        self._tokens: list[str] = []
         self._lock = threading.Lock()
 
-    def record_issued(self, jti: str) -> None:
+    def record_issued(self, jti: str, token: str | None = None) -> None:
         with self._lock:
             self._issued.add(jti)
+            if token is not None:
+                self._tokens.append(token)
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued, in order, revoked or not (leak scans look for them)."""
+        with self._lock:
+            return list(self._tokens)
 
     def revoke_all(self) -> int:
         """Revoke every token issued so far; return how many were newly revoked."""
