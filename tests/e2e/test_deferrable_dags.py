@@ -125,9 +125,9 @@ def test_export_job_waits_deferred_and_downloads(export_run: DagTest) -> None:
     ids = [json.loads(line)["id"] for line in landed.read_text().splitlines()]
     assert ids == list(range(first, first + 24))
     assert "Exported 24 records in 1 pages" in output
-    # The sensor checked once in the task ("pending"), then waited in the triggerer, which woke
+    # (Under load the export may already be done at the first check, so "pending" is not asserted.)
+    # The sensor waited in the triggerer, which woke
     # it only for a new status: "running" (unless a slow run missed it), then "done".
-    assert "export exp-1 is pending" in output
     deferrals = output.count("Deferring: the triggerer polls /v1/exports/exp-1")
     assert deferrals in (1, 2)
     assert output.count("The triggerer saw a new answer from /v1/exports/exp-1") == deferrals
