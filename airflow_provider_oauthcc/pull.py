@@ -2,7 +2,7 @@
 
 ``PageFetcher`` sends one page's request the way ``HttpHook.run`` does (data as query
 parameters for GET, as the body otherwise; the hook's extra options) with a retry policy per
-page. ``PagePull`` walks a paginator from the first page to the last, one page in memory at a
+page, and only to the API's origin (or, with the URL alone, to an origin the task allowed). ``PagePull`` walks a paginator from the first page to the last, one page in memory at a
 time. ``Progress`` writes the line per page a person follows in the task log.
 """
 
@@ -16,6 +16,8 @@ from typing import Any, Protocol
 import requests
 import tenacity
 
+from airflow_provider_oauthcc.auth.errors import ApiConnectionError, OriginNotAllowedError
+from airflow_provider_oauthcc.origins import OriginPolicy, origin_of
 from airflow_provider_oauthcc.pagination import Page, PageRequest, Paginator
 from airflow_provider_oauthcc.retry import (
     RetryableStatusError,
@@ -44,6 +46,8 @@ class PageFetcher:
     :param options: the hook's merged extra options (timeout, allow_redirects, check_response).
     :param check_response: raises for a failed response (the hook's ``check_response``).
     :param retrying: a tenacity ``Retrying`` replacing ``policy`` (HttpOperator's retry_args).
+    :param origins: where requests may go; a request for an origin it does not allow raises
+        ``OriginNotAllowedError`` before anything is sent. None: the first request's origin.
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class PageFetcher:
         policy: RetryPolicy,
         retrying: tenacity.Retrying | None = None,
         request_kwargs: Mapping[str, Any] | None = None,
+        origins: OriginPolicy | None = None,
         log: Log | None = None,
     ) -> None:
         self.session = session
@@ -65,6 +70,7 @@ class PageFetcher:
         self.policy = policy
         self.request_kwargs = dict(request_kwargs or {})
         self.log = log or logging.getLogger(__name__)
+        self.origins = origins
         self.retries = 0
         self._page_number = 0
         self._retrying = retrying or policy.retrying(self._log_retry)
@@ -73,23 +79,28 @@ class PageFetcher:
         """The response for ``request``, retried as the policy allows.
 
         Once the retries are used up, a retryable status is raised as an ``ApiError`` naming
-        the page and the attempts; a timeout or lost connection is raised as it is, after an
-        error line in the log that says the same.
+        the page and the attempts, an answer cut off mid-body as an ``ApiConnectionError``; a
+        timeout or lost connection is raised as it is, after an error line in the log that
+        says the same.
         """
         self._page_number = page_number
+        if self.origins is None:
+            self.origins = OriginPolicy(request.url)
+        foreign = self.origins.is_foreign(request.url, page_number)
         try:
-            response: requests.Response = self._retrying(self._send, request)
+            response: requests.Response = self._retrying(self._send, request, foreign)
         except RetryableStatusError as exc:
             raise exc.gave_up(page_number, self._attempts()) from None
         except requests.exceptions.RequestException as exc:
             attempts = self._attempts()
+            gave_up = f"gave up after {attempts} attempt{'s' if attempts != 1 else ''}"
             if attempts > 1:
-                self.log.error(
-                    "Page %d: %s; gave up after %d attempts",
-                    page_number,
-                    describe_failure(exc),
-                    attempts,
-                )
+                self.log.error("Page %d: %s; %s", page_number, describe_failure(exc), gave_up)
+            if isinstance(exc, _CUT_OFF):
+                raise ApiConnectionError(
+                    f"Page {page_number}: the connection broke while the API was sending its "
+                    f"answer ({describe_failure(exc)}: {_first_reason(exc)}); {gave_up}"
+                ) from exc
             raise
         return response
 
@@ -97,29 +108,70 @@ class PageFetcher:
         """Attempts made by the last ``fetch`` (tenacity keeps them per thread)."""
         return int(self._retrying.statistics.get("attempt_number", 1))
 
-    def _send(self, request: PageRequest) -> requests.Response:
+    def _send(self, request: PageRequest, foreign: bool = False) -> requests.Response:
         options = {**self.options, **request.options}
-        prepared = self.session.prepare_request(self._request(request))
-        settings = self.session.merge_environment_settings(
-            prepared.url,
-            proxies=self.session.proxies,
-            stream=self.session.stream,
-            verify=self.session.verify,
-            cert=self.session.cert,
-        )
-        self.log.debug("Sending %s to %s", self.method, prepared.url)
-        response = self.session.send(
-            prepared,
-            timeout=options.get("timeout"),
-            allow_redirects=options.get("allow_redirects", True),
-            **settings,
-        )
+        if foreign:
+            response = self._send_foreign(request, options)
+        else:
+            prepared = self.session.prepare_request(self._request(request))
+            settings = self.session.merge_environment_settings(
+                prepared.url,
+                proxies=self.session.proxies,
+                stream=self.session.stream,
+                verify=self.session.verify,
+                cert=self.session.cert,
+            )
+            self.log.debug("Sending %s to %s", self.method, prepared.url)
+            response = self.session.send(
+                prepared,
+                timeout=options.get("timeout"),
+                allow_redirects=options.get("allow_redirects", True),
+                **settings,
+            )
+        # Read the body here, inside the retry, even when streaming: an answer cut off
+        # mid-body is then retried like a lost connection, not met later while parsing.
+        _ = response.content
         if options.get("check_response", True) and not response.ok:
             if self.policy.should_retry_status(response.status_code):
                 retry_after = retry_after_seconds(response)
                 response.close()
                 raise RetryableStatusError(response, retry_after)
             self.check_response(response)
+        return response
+
+    def _send_foreign(self, request: PageRequest, options: Mapping[str, Any]) -> requests.Response:
+        """GET (or the pull's method) of the bare URL, straight through the transport adapter:
+        no session headers, auth, cookies, client certificate, body or task headers, and no
+        redirects followed."""
+        prepared = requests.Request(self.method, request.url).prepare()
+        settings = self.session.merge_environment_settings(
+            prepared.url,
+            proxies=self.session.proxies,
+            stream=True,
+            verify=self.session.verify,
+            cert=None,
+        )
+        self.log.info(
+            "Page %d: fetching %s from an allowed other origin",
+            self._page_number,
+            origin_of(request.url),
+        )
+        adapter = self.session.get_adapter(prepared.url or "")
+        response = adapter.send(
+            prepared,
+            timeout=options.get("timeout"),
+            stream=True,
+            verify=settings["verify"] if settings["verify"] is not None else True,
+            proxies=settings["proxies"],
+            cert=None,
+        )
+        if response.is_redirect:
+            response.close()
+            raise OriginNotAllowedError(
+                f"Page {self._page_number} on {origin_of(request.url)} answered with a redirect "
+                f"(HTTP {response.status_code}); redirects from other origins are not followed",
+                origin=origin_of(request.url),
+            )
         return response
 
     def _request(self, request: PageRequest) -> requests.Request:
@@ -151,6 +203,17 @@ class PageFetcher:
             state.attempt_number,
             wait,
         )
+
+
+# The API broke the connection after it began to answer: a retry may do better; if not, the
+# error is the provider's, not a raw requests exception.
+_CUT_OFF = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
+def _first_reason(error: BaseException) -> str:
+    """The first argument of an exception, cut short: urllib3's reason, never a body."""
+    reason = error.args[0] if error.args else ""
+    return str(reason)[:200]
 
 
 class PagePull:

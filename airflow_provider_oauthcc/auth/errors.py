@@ -1,13 +1,52 @@
-"""One exception family for everything that can go wrong; messages never contain a secret."""
+"""One exception family for everything that can go wrong; messages never contain a secret.
+
+With Airflow installed, ``OAuthCCError`` is an ``AirflowException`` (so ``retry_args`` and
+sensors' ``soft_fail`` / ``never_fail`` treat it as Airflow's own), and ``OAuthCCFailFast`` is
+also an ``AirflowFailException``: a task that raises it fails without using up its retries,
+because nothing but a change to the connection or the task can make it succeed. Without
+Airflow (or when the core is imported before Airflow is) both are plain exceptions.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
 
-class OAuthCCError(Exception):
+if TYPE_CHECKING:
+    from airflow.sdk.exceptions import AirflowException as _AirflowException
+    from airflow.sdk.exceptions import AirflowFailException as _AirflowFailException
+else:
+
+    def _airflow_bases() -> tuple[type[Exception], type[Exception]]:
+        # Only an Airflow that is already imported: importing it from here would run its
+        # provider discovery, which imports this package's provider info, and so this
+        # half-imported module again. Airflow's processes always import Airflow first.
+        if "airflow" not in sys.modules:
+            return Exception, Exception
+        try:  # Airflow 3.2+: the task SDK owns them
+            from airflow.sdk.exceptions import AirflowException, AirflowFailException
+        except ImportError:
+            try:  # Airflow 3.1
+                from airflow.exceptions import AirflowException, AirflowFailException
+            except ImportError:
+                return Exception, Exception
+        return AirflowException, AirflowFailException
+
+    _AirflowException, _AirflowFailException = _airflow_bases()
+
+
+class OAuthCCError(_AirflowException):
     """Base class of every error raised by this provider."""
 
 
-class OAuthCCConfigError(OAuthCCError, ValueError):
+class OAuthCCFailFast(OAuthCCError, _AirflowFailException):
+    """Cannot succeed without a change to the connection or the task: retrying is pointless.
+
+    Airflow fails the task at once, whatever its ``retries``.
+    """
+
+
+class OAuthCCConfigError(OAuthCCFailFast, ValueError):
     """The connection is misconfigured; raised before any network call."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -37,6 +76,17 @@ class TokenRequestError(OAuthCCError):
         super().__init__(message)
 
 
+# RFC 6749 §5.2 errors that only a change to the connection can cure (wrong credential, a client
+# not allowed this grant, a scope it may not have). Others (invalid_request from a flaky proxy,
+# temporarily_unavailable, server_error) may pass on a retry.
+CREDENTIAL_ERRORS = frozenset({"invalid_client", "unauthorized_client", "invalid_scope"})
+
+
+class TokenRequestRejected(TokenRequestError, OAuthCCFailFast):
+    """The token endpoint refused this client for good (``invalid_client``,
+    ``unauthorized_client``, ``invalid_scope``): the task fails without retrying."""
+
+
 class TokenResponseError(TokenRequestError):
     """The token endpoint answered 2xx but the body is not a usable token response."""
 
@@ -63,7 +113,8 @@ class ApiUnauthorizedError(ApiError):
 
 
 class ApiConnectionError(OAuthCCError):
-    """The protected API could not be reached, or did not answer in time (async path).
+    """The protected API could not be reached, did not answer in time (async path), or broke
+    the connection while sending its answer (after the last retry).
 
     ``request_sent`` is False when the connection failed before anything was sent, so the
     request can be retried whatever its method.
@@ -71,4 +122,15 @@ class ApiConnectionError(OAuthCCError):
 
     def __init__(self, message: str, *, request_sent: bool = True) -> None:
         self.request_sent = request_sent
+        super().__init__(message)
+
+
+class OriginNotAllowedError(OAuthCCFailFast):
+    """A next page is on another origin than the API's, and not in ``allowed_origins``.
+
+    Raised before anything is sent there.
+    """
+
+    def __init__(self, message: str, *, origin: str) -> None:
+        self.origin = origin
         super().__init__(message)

@@ -76,6 +76,11 @@ class OAuthHttpOperator(HttpOperator):
         to write the records to as JSON Lines. (templated when a string)
     :param page_retries: retries of one request after its first attempt.
     :param retry_max_wait: upper bound in seconds of any wait between retries.
+    :param allowed_origins: other origins (``scheme://host[:port]``) next pages may come
+        from, e.g. a CDN serving export parts. By default a next page on another origin than
+        the connection's host stops the pull before anything is sent there. An allowed origin
+        gets the page URL only: no token, no connection or task headers, no request body, and
+        its redirects are not followed.
     :param deferrable: send the first request from the triggerer (see above).
     """
 
@@ -95,9 +100,12 @@ class OAuthHttpOperator(HttpOperator):
         output: ObjectStoragePath | str | None = None,
         page_retries: int = 5,
         retry_max_wait: float = 60.0,
+        allowed_origins: Sequence[str] | None = None,
         deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_oauthcc.origins import parse_allowed_origins
+
         if "http_conn_id" in kwargs:
             raise TypeError("OAuthHttpOperator takes oauth_conn_id, not http_conn_id")
         super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=deferrable, **kwargs)
@@ -119,6 +127,7 @@ class OAuthHttpOperator(HttpOperator):
         self.output_path = output
         self.page_retries = page_retries
         self.retry_max_wait = retry_max_wait
+        self.allowed_origins = list(parse_allowed_origins(allowed_origins))
 
     @property
     def hook(self) -> OAuthCCHook:
@@ -286,6 +295,7 @@ class OAuthHttpOperator(HttpOperator):
         session: requests.Session,
         first_answer: requests.Response | None = None,
     ) -> PageFetcher:
+        from airflow_provider_oauthcc.origins import OriginPolicy
         from airflow_provider_oauthcc.pull import PageFetcher
         from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS, RetryPolicy, user_retrying
 
@@ -301,6 +311,9 @@ class OAuthHttpOperator(HttpOperator):
             "policy": policy,
             "retrying": user_retrying(self.retry_args) if self.retry_args else None,
             "request_kwargs": self.request_kwargs,
+            "origins": OriginPolicy(
+                hook.base_url or hook.url_from_endpoint(self.endpoint), self.allowed_origins
+            ),
             "log": self.log,
         }
         if first_answer is not None:
