@@ -6,12 +6,16 @@ fault counts the request, and the first one that is due fires (only that one use
 up one of its ``times``). A fault with ``status`` answers with that status instead
 of serving the request; a fault with only ``delay`` sleeps and then serves normally; a
 ``reset`` fault serves the request but drops the connection half-way through the body.
+A ``hold`` fault keeps the request waiting until the test calls ``release()`` (or
+``hold_max`` seconds pass): slower than any client timeout, whatever the machine's load, and
+``wait_held(n)`` lets the test wait until the server has ``n`` requests held.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 FaultTarget = Literal["api", "token"]
@@ -30,8 +34,33 @@ class Fault:
     body: dict[str, Any] | None = None
     #: Send the real response's headers and half its body, then drop the connection.
     reset: bool = False
+    #: Keep the request waiting until ``release()`` (at most ``hold_max`` s), then fail/serve.
+    hold: bool = False
+    hold_max: float = 300.0
     seen: int = 0
     fired: int = 0
+    _released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    _held: threading.Condition = field(
+        default_factory=threading.Condition, repr=False, compare=False
+    )
+    held: int = 0  # requests that started waiting on this fault so far
+
+    def wait_here(self) -> None:
+        """Called by the server for a request this fault fired on."""
+        with self._held:
+            self.held += 1
+            self._held.notify_all()
+        self._released.wait(self.hold_max)
+
+    def wait_held(self, count: int = 1, timeout: float = 60.0) -> None:
+        """Block until ``count`` requests are held by this fault (the server's signal)."""
+        with self._held:
+            if not self._held.wait_for(lambda: self.held >= count, timeout):
+                raise TimeoutError(f"{self.held} request(s) held after {timeout} s, not {count}")
+
+    def release(self) -> None:
+        """Let every request held by this fault (and any later one) go on."""
+        self._released.set()
 
     def _due(self) -> bool:
         return self.seen % self.every == 0
@@ -41,7 +70,11 @@ class Fault:
         return self.times is not None and self.fired >= self.times
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if not f.name.startswith("_")
+        }
 
 
 class FaultSet:
@@ -51,6 +84,7 @@ class FaultSet:
     def __init__(self, target: FaultTarget) -> None:
         self.target = target
         self._faults: list[Fault] = []
+        self._holds: list[Fault] = []  # hold faults, kept until cleared to release them
         self._lock = threading.Lock()
 
     def add(
@@ -64,6 +98,8 @@ class FaultSet:
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         reset: bool = False,
+        hold: bool = False,
+        hold_max: float = 300.0,
     ) -> Fault:
         """Arm a fault.
 
@@ -72,6 +108,8 @@ class FaultSet:
         - ``add(status=429, retry_after=1)``: the next request gets 429, ``Retry-After: 1``.
         - ``add(status=401)``: 401 with a ``WWW-Authenticate`` fitting the target.
         - ``add(delay=2.0)``: the next request is answered normally after 2 s.
+        - ``add(hold=True)``: the next request waits until ``fault.release()``, then is
+          answered normally (or with ``status``); ``fault.wait_held()`` waits for it to arrive.
         - ``add(status=307, headers={"Location": url})``: the next request is redirected.
         - ``add(reset=True, every=4)``: every 4th response stops half-way through its body
           (headers and ``Content-Length`` as usual) and its connection is closed.
@@ -81,8 +119,8 @@ class FaultSet:
         """
         if reset and status is not None:
             raise ValueError("a reset fault cuts the real response; it takes no status")
-        if status is None and delay <= 0 and not reset:
-            raise ValueError("a fault needs a status, a delay, or a reset")
+        if status is None and delay <= 0 and not reset and not hold:
+            raise ValueError("a fault needs a status, a delay, a hold, or a reset")
         if status is not None and 300 <= status <= 399:
             if not (headers or {}).get("Location"):
                 raise ValueError("a 3xx fault needs a Location header")
@@ -103,14 +141,22 @@ class FaultSet:
             headers=dict(headers or {}),
             body=body,
             reset=reset,
+            hold=hold,
+            hold_max=hold_max,
         )
         with self._lock:
             self._faults.append(fault)
+            if hold:
+                self._holds.append(fault)
         return fault
 
     def clear(self) -> None:
+        """Disarm every fault and release every held request."""
         with self._lock:
             self._faults.clear()
+            holds, self._holds = self._holds, []
+        for fault in holds:
+            fault.release()
 
     @property
     def pending(self) -> list[Fault]:

@@ -112,6 +112,8 @@ def instrument(
             return None
         if fault.delay > 0:
             time.sleep(fault.delay)
+        if fault.hold:
+            fault.wait_here()
         if fault.status is not None:
             return fault_response(fault, faults.target)
         g.devserver_reset = fault.reset

@@ -173,6 +173,9 @@ class DevServer:
         return create_api_app(api, create_control_blueprint(self))
 
     def stop(self) -> None:
+        # Held requests would keep their worker threads (and the shutdown) waiting.
+        self.api_faults.clear()
+        self.token_faults.clear()
         servers = [s for s in (self._api, self._auth) if s is not None]
         for server in servers:  # both shut down in parallel
             server.request_stop()
