@@ -25,6 +25,8 @@ _SENDABLE_REQUEST_KWARGS = frozenset({"json"})
 class Log(Protocol):
     def error(self, msg: Any, /, *args: Any) -> Any: ...
 
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
 
 def first_page_trigger(
     oauth_conn_id: str,
@@ -57,8 +59,17 @@ def first_page_trigger(
     )
 
 
-def first_page_answer(event: dict[str, Any], log: Log) -> requests.Response:
-    """The answer the triggerer got; raises the error it met instead."""
+def first_page_answer(event: dict[str, Any], log: Log) -> requests.Response | None:
+    """The answer the triggerer got; raises the error it met instead. None when the answer was
+    too large to come back in the event: the worker then sends the request of page 1 itself."""
+    if event.get("status") == events.TOO_LARGE:
+        log.info(
+            "The first answer (%s bytes) is larger than a trigger event holds (%s bytes); "
+            "sending the request again from the worker",
+            event.get("size"),
+            event.get("limit"),
+        )
+        return None
     if event.get("status") != events.SUCCESS:
         error = events.decode_error(event.get("error") or {})
         log.error("The request failed in the triggerer: %s", error)

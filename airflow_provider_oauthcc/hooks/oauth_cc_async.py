@@ -108,6 +108,14 @@ class OAuthCCAsyncHook(BaseHook):
         provider = await self.token_provider()
         return request_options(provider.config, dict(extra_options or {}))
 
+    async def session(
+        self, extra_options: Mapping[str, Any] | None = None
+    ) -> aiohttp.ClientSession:
+        """A session for ``run()`` that honours the connection's ``trust_env`` as the sync
+        hook's ``requests.Session`` does (proxies from the environment, ``.netrc``)."""
+        options = await self.request_options(extra_options)
+        return aiohttp.ClientSession(trust_env=bool(options.get("trust_env", True)))
+
     def _client(self, provider: AsyncTokenProvider, options: dict[str, Any]) -> AsyncBearerClient:
         config = provider.config
         cert = options.get("cert")

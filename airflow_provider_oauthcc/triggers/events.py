@@ -28,9 +28,12 @@ from airflow_provider_oauthcc.auth.errors import (
 SUCCESS = "success"
 ERROR = "error"
 TIMEOUT = "timeout"
+# The answer was too large for an event: the task sends the request again from the worker.
+TOO_LARGE = "too_large"
 
-# An answer larger than this is not handed back through the database.
-MAX_EVENT_BODY = 8 * 1024 * 1024
+# An answer body larger than this is not handed back through the metadata database (an event
+# row holds it base64-encoded, a third larger, until the task resumes).
+MAX_EVENT_BODY = 256 * 1024
 
 # The classes an error event can name, most specific first.
 _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
@@ -47,6 +50,10 @@ _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
 class ResponseTooLargeError(OAuthCCError):
     """The answer is too large to travel back from the triggerer in a trigger event."""
 
+    def __init__(self, message: str, *, size: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+
 
 def encode_response(response: requests.Response) -> dict[str, Any]:
     content = response.content or b""
@@ -54,7 +61,8 @@ def encode_response(response: requests.Response) -> dict[str, Any]:
         raise ResponseTooLargeError(
             f"the API answered {len(content):,} bytes, more than the {MAX_EVENT_BODY:,} a "
             "trigger can hand back to the task; call this endpoint without deferrable=True "
-            "(with output=... to stream it to object storage)"
+            "(with output=... to stream it to object storage)",
+            size=len(content),
         )
     return {
         "status_code": response.status_code,
@@ -64,6 +72,11 @@ def encode_response(response: requests.Response) -> dict[str, Any]:
         "encoding": response.encoding,
         "content": base64.b64encode(content).decode("ascii"),
     }
+
+
+def too_large_event(error: ResponseTooLargeError) -> dict[str, Any]:
+    """The event that hands the request back to the worker instead of the answer."""
+    return {"status": TOO_LARGE, "size": error.size, "limit": MAX_EVENT_BODY}
 
 
 def decode_response(data: dict[str, Any]) -> requests.Response:

@@ -22,6 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_oauthcc.hooks.oauth_cc import api_error
 from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
+from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS
 from airflow_provider_oauthcc.triggers import events
 
 
@@ -86,9 +87,9 @@ class OAuthHttpTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method)
         try:
-            async with aiohttp.ClientSession(trust_env=True) as session:
+            async with await hook.session(self.extra_options) as session:
                 response = await self._call(hook, session, retries=self.retries)
-            event = {"status": events.SUCCESS, "response": events.encode_response(response)}
+            event = self._answer_event(response)
         except Exception as exc:
             event = self._error_event(hook, exc)
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
@@ -106,6 +107,20 @@ class OAuthHttpTrigger(BaseTrigger):
             retries=retries,
             retry_max_wait=self.retry_max_wait,
         )
+
+    def _answer_event(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            return {"status": events.SUCCESS, "response": events.encode_response(response)}
+        except events.ResponseTooLargeError as exc:
+            if self.method not in IDEMPOTENT_METHODS:
+                raise  # the request reached the API: the worker must not send it again
+            self.log.info(
+                "%s answered %d bytes, more than a trigger event holds: the task sends the "
+                "request again from the worker",
+                self.endpoint or "/",
+                exc.size,
+            )
+            return events.too_large_event(exc)
 
     def _error_event(self, hook: OAuthCCAsyncHook, error: Exception) -> dict[str, Any]:
         secrets = hook.secrets()
@@ -179,7 +194,7 @@ class OAuthHttpSensorTrigger(OAuthHttpTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method)
         try:
-            async with aiohttp.ClientSession(trust_env=True) as session:
+            async with await hook.session(self.extra_options) as session:
                 event = await self._poll(hook, session)
         except Exception as exc:
             event = self._error_event(hook, exc)
