@@ -225,8 +225,9 @@ def create_api_blueprint(
     @bp.get("/v1/exports/<job_id>")
     def export(job_id: str) -> Response:
         job = find_export(job_id)
-        job.status_polls += 1
-        return json_response(export_status(job))
+        response = json_response(export_status(job))
+        job.polled()
+        return response
 
     @bp.get("/v1/exports/<job_id>/download")
     def download_export(job_id: str) -> Response:
@@ -244,6 +245,7 @@ def create_api_blueprint(
     def find_export(job_id: str) -> ExportJob:
         job = jobs.get(job_id)
         if job is None:
+            jobs.missed(job_id)
             raise ApiError(404, "not_found", f"no export {job_id}")
         return job
 

@@ -4,6 +4,10 @@
 then ``running`` (after half of ``ready_after`` seconds), then ``done`` (or ``failed`` when the
 job was created with ``fail``). The status body does not change while a state lasts, so a
 sensor can tell a new answer from the same one.
+
+Tests that must not depend on the clock create a ``manual`` job instead: it stays ``pending``
+until ``set_status()``, and ``wait_polls(n)`` / ``ExportJobs.wait_misses(id, n)`` block until
+the API has answered that many status requests (or 404s for a job not created yet).
 """
 
 from __future__ import annotations
@@ -26,15 +30,40 @@ class ExportJob:
     updated_before: datetime | None
     created: float = field(default_factory=time.monotonic)
     status_polls: int = 0
+    manual: bool = False
+    _state: str = "pending"
+    _polls: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     @property
     def status(self) -> str:
+        if self.manual:
+            return self._state
         elapsed = time.monotonic() - self.created
         if elapsed < self.ready_after / 2:
             return "pending"
         if elapsed < self.ready_after:
             return "running"
         return "failed" if self.fail else "done"
+
+    def set_status(self, status: str) -> None:
+        """Move a manual job to ``pending``, ``running``, ``done`` or ``failed``."""
+        if not self.manual:
+            raise ValueError("only a manual job's status is set by hand")
+        if status not in ("pending", "running", "done", "failed"):
+            raise ValueError(f"unknown export status {status!r}")
+        self._state = status
+
+    def polled(self) -> None:
+        """Count one status request (the API calls this before it answers)."""
+        with self._polls:
+            self.status_polls += 1
+            self._polls.notify_all()
+
+    def wait_polls(self, count: int, timeout: float = 60.0) -> None:
+        """Block until the API has answered ``count`` status requests for this job."""
+        with self._polls:
+            if not self._polls.wait_for(lambda: self.status_polls >= count, timeout):
+                raise TimeoutError(f"{self.status_polls} status polls after {timeout} s")
 
 
 class ExportJobs:
@@ -46,6 +75,8 @@ class ExportJobs:
         self._jobs: dict[str, ExportJob] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._misses: dict[str, int] = {}
+        self._missed = threading.Condition(self._lock)
 
     def create(
         self,
@@ -54,6 +85,7 @@ class ExportJobs:
         fail: bool = False,
         updated_since: datetime | None = None,
         updated_before: datetime | None = None,
+        manual: bool = False,
     ) -> ExportJob:
         with self._lock:
             job = ExportJob(
@@ -62,6 +94,7 @@ class ExportJobs:
                 fail=fail,
                 updated_since=updated_since,
                 updated_before=updated_before,
+                manual=manual,
             )
             self._jobs[job.id] = job
         return job
@@ -69,6 +102,18 @@ class ExportJobs:
     def get(self, job_id: str) -> ExportJob | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def missed(self, job_id: str) -> None:
+        """Count one request for a job that does not exist (yet)."""
+        with self._missed:
+            self._misses[job_id] = self._misses.get(job_id, 0) + 1
+            self._missed.notify_all()
+
+    def wait_misses(self, job_id: str, count: int, timeout: float = 60.0) -> None:
+        """Block until ``count`` requests for the missing job ``job_id`` were answered 404."""
+        with self._missed:
+            if not self._missed.wait_for(lambda: self._misses.get(job_id, 0) >= count, timeout):
+                raise TimeoutError(f"{self._misses.get(job_id, 0)} misses of {job_id}")
 
     def __len__(self) -> int:
         with self._lock:

@@ -7,7 +7,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 from airflow_provider_oauthcc.triggers import events
 from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpSensorTrigger
 from devserver import DevServer
+from devserver.exports import ExportJob
 from tests.support.connections import airflow_conn, conn_json
 from tests.support.deferral import Deferrals, first_event, run_deferrable
 
@@ -56,6 +58,32 @@ def start_export(server: DevServer, ready_after: float, fail: bool = False) -> s
     return f"/v1/exports/{job.id}"
 
 
+def manual_export(server: DevServer) -> tuple[str, ExportJob]:
+    """A job that changes state only when the test says so (no clock involved)."""
+    job = server.exports.create(manual=True)
+    return f"/v1/exports/{job.id}", job
+
+
+@contextmanager
+def in_background(action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` (which waits on the server's signals) beside the task; re-raise its error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the background driver hung"
+    if errors:
+        raise errors[0]
+
+
 def export_ready(response: requests.Response) -> bool | PokeReturnValue:
     job = response.json()
     if job["status"] == "failed":
@@ -72,12 +100,17 @@ def sensor(endpoint: str, **kwargs: Any) -> OAuthHttpSensor:
 
 
 def test_poke_mode_waits_for_the_job(server: DevServer, conn: str) -> None:
-    endpoint = start_export(server, ready_after=1.0)
+    endpoint, job = manual_export(server)
     task = sensor(endpoint, response_check=export_ready)
-    download = task.execute({})
+
+    def finish_after_two_polls() -> None:
+        job.wait_polls(2)  # "not yet" twice
+        job.set_status("done")
+
+    with in_background(finish_after_two_polls):
+        download = task.execute({})
     assert download.endswith(f"{endpoint}/download")
-    job = server.exports.get(endpoint.rsplit("/", 1)[1])
-    assert job is not None and job.status_polls >= 2  # "not yet" at least once
+    assert job.status_polls >= 3
     assert server.stats.token_requests == 1
 
 
@@ -89,18 +122,27 @@ def test_poke_mode_404_is_not_yet_and_other_errors_fail(server: DevServer, conn:
 
 
 def test_deferrable_mode_wakes_the_task_once_per_job_state(server: DevServer, conn: str) -> None:
-    endpoint = start_export(server, ready_after=2.0)
+    endpoint, job = manual_export(server)
     task = sensor(endpoint, response_check=export_ready, deferrable=True)
+
+    def advance() -> None:
+        job.wait_polls(3)  # the task's check, then the triggerer polls "pending" twice
+        job.set_status("running")
+        # The triggerer sees "running" (the task wakes, defers again), then the new trigger
+        # polls "running" again without waking the task.
+        job.wait_polls(job.status_polls + 2)
+        job.set_status("done")
+
     deferrals = Deferrals()
-    download = run_deferrable(task, {}, deferrals)
+    with in_background(advance):
+        download = run_deferrable(task, {}, deferrals)
     assert download.endswith(f"{endpoint}/download")
     # pending (checked in the task), then the triggerer: running, done.
     assert deferrals.count == 2
     assert [e["status"] for e in deferrals.events] == ["success", "success"]
     statuses = [events.decode_response(e["response"]).json()["status"] for e in deferrals.events]
     assert statuses == ["running", "done"]
-    job = server.exports.get(endpoint.rsplit("/", 1)[1])
-    assert job is not None and job.status_polls > 2 + deferrals.count  # polls the task never saw
+    assert job.status_polls > 2 + deferrals.count  # polls the task never saw
     for classpath, kwargs in deferrals.stored:
         assert classpath.endswith("OAuthHttpSensorTrigger")
         assert kwargs["oauth_conn_id"] == CONN and kwargs["endpoint"] == endpoint
@@ -118,11 +160,15 @@ def test_deferrable_mode_without_response_check_ends_on_the_first_answer(
 def test_deferrable_mode_waits_through_404s(server: DevServer, conn: str) -> None:
     job_id = f"exp-{len(server.exports) + 1}"  # the id of the next export
     task = sensor(f"/v1/exports/{job_id}", deferrable=True, response_check=export_ready)
-    # The export appears (done at once) a while after the sensor started.
-    later = threading.Timer(0.7, lambda: server.exports.create(ready_after=0))
-    later.start()
+
+    def create_after_three_404s() -> None:
+        # The export appears (done at once) after the API answered 404 for it three times.
+        server.exports.wait_misses(job_id, 3)
+        server.exports.create(ready_after=0)
+
     deferrals = Deferrals()
-    assert run_deferrable(task, {}, deferrals).endswith(f"/v1/exports/{job_id}/download")
+    with in_background(create_after_three_404s):
+        assert run_deferrable(task, {}, deferrals).endswith(f"/v1/exports/{job_id}/download")
     assert deferrals.count == 1
     assert server.stats.api_requests_by_status[404] >= 3
 
@@ -172,7 +218,7 @@ def test_timeout_in_the_triggerer(server: DevServer, conn: str) -> None:
 def test_sensor_trigger_skips_the_answer_the_task_already_rejected(
     server: DevServer, conn: str
 ) -> None:
-    endpoint = start_export(server, ready_after=1.0)
+    endpoint, job = manual_export(server)
     first = requests.get(
         server.api_url + endpoint,
         headers={"Authorization": f"Bearer {_token(server)}"},
@@ -182,7 +228,13 @@ def test_sensor_trigger_skips_the_answer_the_task_already_rejected(
     trigger = OAuthHttpSensorTrigger(
         CONN, endpoint, poke_interval=0.1, seen_digest=events.response_digest(first)
     )
-    event = asyncio.run(first_event(trigger)).payload
+
+    def run_after_the_trigger_saw_pending_again() -> None:
+        job.wait_polls(3)
+        job.set_status("running")
+
+    with in_background(run_after_the_trigger_saw_pending_again):
+        event = asyncio.run(first_event(trigger)).payload
     assert events.decode_response(event["response"]).json()["status"] == "running"
     assert event["deadline"] is None
 
