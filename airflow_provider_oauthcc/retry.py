@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import tenacity
 
-from airflow_provider_oauthcc.auth.errors import ApiError
+from airflow_provider_oauthcc.auth.errors import ApiError, OAuthCCFailFast
 
 # RFC 9110 §9.2.2. Only these are retried after the server may have acted on the request.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -124,5 +124,12 @@ def describe_failure(error: BaseException | None) -> str:
 
 
 def user_retrying(retry_args: dict[str, Any]) -> tenacity.Retrying:
-    """HttpOperator's ``retry_args``: tenacity arguments that replace the default policy."""
-    return tenacity.Retrying(**retry_args)
+    """HttpOperator's ``retry_args``: tenacity arguments that replace the default policy.
+
+    Whatever its ``retry`` condition, a fail-fast error (a refused credential, a configuration
+    error) is never retried: no attempt can succeed without a change.
+    """
+    args = dict(retry_args)
+    condition = args.get("retry", tenacity.retry_if_exception_type())
+    args["retry"] = tenacity.retry_if_not_exception_type(OAuthCCFailFast) & condition
+    return tenacity.Retrying(**args)

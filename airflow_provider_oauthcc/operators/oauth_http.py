@@ -8,8 +8,10 @@ and output machinery are imported when the task runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.providers.http.operators.http import HttpOperator
 
 from airflow_provider_oauthcc.pagination import (
@@ -26,6 +28,10 @@ if TYPE_CHECKING:
 
     from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
     from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
+
+
+# Beyond the trigger's own worst case: its token fetch and the triggerer picking it up.
+_DEFERRAL_MARGIN = 300.0
 
 
 class OAuthHttpOperator(HttpOperator):
@@ -81,7 +87,10 @@ class OAuthHttpOperator(HttpOperator):
         the connection's host stops the pull before anything is sent there. An allowed origin
         gets the page URL only: no token, no connection or task headers, no request body, and
         its redirects are not followed.
-    :param deferrable: send the first request from the triggerer (see above).
+    :param deferrable: send the first request from the triggerer (see above). Defaults to
+        ``[operators] default_deferrable``. The deferral times out after ``execution_timeout``
+        or, without one, after the trigger's worst case (every attempt timing out, every wait)
+        plus 5 minutes: a stuck trigger fails the task rather than parking it.
     """
 
     conn_id_field = "oauth_conn_id"
@@ -101,7 +110,7 @@ class OAuthHttpOperator(HttpOperator):
         page_retries: int = 5,
         retry_max_wait: float = 60.0,
         allowed_origins: Sequence[str] | None = None,
-        deferrable: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         from airflow_provider_oauthcc.origins import parse_allowed_origins
@@ -186,7 +195,16 @@ class OAuthHttpOperator(HttpOperator):
                 retry_max_wait=self.retry_max_wait,
             ),
             method_name="execute_complete",
+            timeout=self._deferral_timeout(hook),
         )
+
+    def _deferral_timeout(self, hook: OAuthCCHook) -> timedelta:
+        if self.execution_timeout is not None:
+            return self.execution_timeout
+        timeout = self.extra_options.get("timeout", hook.oauth_config.timeout)
+        per_attempt = sum(timeout) if isinstance(timeout, tuple | list) else float(timeout)
+        worst = (self.page_retries + 1) * per_attempt + self.page_retries * self.retry_max_wait
+        return timedelta(seconds=worst + _DEFERRAL_MARGIN)
 
     def _first_request(self, hook: OAuthCCHook) -> PageRequest:
         return PageRequest(

@@ -68,15 +68,47 @@ class OAuthHttpSensor(HttpSensor):
         if not self.deferrable:
             return BaseSensorOperator.execute(self, context)
         deadline = time.time() + self.timeout
-        self.log.info("Poking: %s", self.endpoint)
-        response = self._request()
-        seen = None
-        if response is not None:
-            done = self._check(response, context)
-            if done:
-                return _xcom_value(done)
-            seen = _digest(response)
+        done, seen = self._first_check(context)
+        if done:
+            return _xcom_value(done)
         self._defer(deadline, seen)
+
+    def _first_check(self, context: Context) -> tuple[bool | PokeReturnValue, str | None]:
+        """The check before deferring, and the digest of an answer it rejected.
+
+        Its errors follow ``BaseSensorOperator.execute``'s rules for a poke, as in poke mode:
+        ``soft_fail`` skips on a fail-fast error (``AirflowFailException``, a timeout),
+        ``never_fail`` on any error, ``silent_fail`` logs it and defers.
+        """
+        from airflow.providers.common.compat.sdk import (
+            AirflowFailException,
+            AirflowSensorTimeout,
+            AirflowSkipException,
+            AirflowTaskTimeout,
+        )
+
+        self.log.info("Poking: %s", self.endpoint)
+        try:
+            response = self._request()
+            if response is None:
+                return False, None
+            done = self._check(response, context)
+            return done, None if done else _digest(response)
+        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowFailException) as exc:
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from exc
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
+            raise
+        except AirflowSkipException:
+            raise
+        except Exception as exc:
+            if getattr(self, "silent_fail", False):
+                self.log.error("Sensor poke failed: %s", type(exc).__name__)
+                return False, None
+            if getattr(self, "never_fail", False):
+                raise AirflowSkipException("Skipping due to never_fail is set to True.") from exc
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         from airflow.providers.common.compat.sdk import AirflowSensorTimeout
