@@ -22,10 +22,10 @@ from requests.utils import get_encoding_from_headers
 
 from airflow_provider_oauthcc.auth.async_provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.async_transport import (
+    async_ssl_context,
     client_timeout,
     connection_reason,
     proxy_for,
-    ssl_context,
     tls_failure,
 )
 from airflow_provider_oauthcc.auth.client import origin
@@ -125,6 +125,7 @@ class AsyncBearerClient:
         elif isinstance(data, Mapping):
             data = _pairs(data)  # a form, encoded as requests encodes it
         options = self.options
+        ssl_setting = await async_ssl_context(options.verify, options.cert, options.cert_key)
         try:
             async with session.request(
                 request.method,
@@ -135,7 +136,7 @@ class AsyncBearerClient:
                 headers=headers,
                 skip_auto_headers=skip_auto_headers,
                 allow_redirects=False,
-                ssl=ssl_context(options.verify, options.cert, options.cert_key),
+                ssl=ssl_setting,
                 proxy=proxy_for(request.url, options.proxies),
                 timeout=client_timeout(options.timeout),
             ) as answer:

@@ -2,13 +2,17 @@
 
 Shared by the asyncio token client and the asyncio API client, so that the triggerer talks to
 the token endpoint and the API with the same certificates, proxies and timeouts as a worker.
+SSL contexts are prepared off the loop and follow their files: a rotated client certificate or
+CA bundle is picked up by the next request, with no triggerer restart.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import os
 import ssl
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -17,19 +21,81 @@ import requests
 
 from airflow_provider_oauthcc.auth.tls import handshake_failure
 
+# SSL contexts by setting and by the identity of the files they were built from, so that a
+# rotated certificate (or CA bundle) is read again on its next use, without a restart.
+_MAX_CONTEXTS = 64
+_contexts: OrderedDict[tuple[object, ...], ssl.SSLContext] = OrderedDict()
+_contexts_lock = threading.Lock()
+
 
 def ssl_context(
     verify: bool | str, cert: str | None = None, key: str | None = None
 ) -> ssl.SSLContext | bool:
     """What aiohttp's ``ssl=`` takes for requests' ``verify`` (True, False or a CA bundle path)
-    and ``cert``. Contexts are built once per setting: building one costs milliseconds."""
+    and ``cert``: built on first use, then again whenever one of its files changes. Blocks while
+    it builds (reading PEM files costs milliseconds): on a loop use :func:`async_ssl_context`."""
     if verify is False and cert is None:
         return False
-    return _context(verify, cert, key)
+    identity = _identity(verify, cert, key)
+    return _cached(identity) or _build_and_keep(identity, verify, cert, key)
 
 
-@functools.lru_cache(maxsize=32)
-def _context(verify: bool | str, cert: str | None, key: str | None) -> ssl.SSLContext:
+async def async_ssl_context(
+    verify: bool | str, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext | bool:
+    """:func:`ssl_context` for an event loop: certificate files are looked at and parsed in a
+    worker thread, never on the loop."""
+    if verify is False and cert is None:
+        return False
+    identity = await asyncio.to_thread(_identity, verify, cert, key)
+    cached = _cached(identity)
+    if cached is not None:
+        return cached
+    return await asyncio.to_thread(_build_and_keep, identity, verify, cert, key)
+
+
+def clear_ssl_contexts() -> None:
+    with _contexts_lock:
+        _contexts.clear()
+
+
+def _identity(verify: bool | str, cert: str | None, key: str | None) -> tuple[object, ...]:
+    """The setting and the state (inode, size, mtime) of each file it names."""
+    paths = [p for p in (verify if isinstance(verify, str) else None, cert, key) if p]
+    return (verify, cert, key, *(_file_state(p) for p in paths))
+
+
+def _file_state(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # building the context then says what is wrong with it
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cached(identity: tuple[object, ...]) -> ssl.SSLContext | None:
+    with _contexts_lock:
+        context = _contexts.get(identity)
+        if context is not None:
+            _contexts.move_to_end(identity)
+        return context
+
+
+def _build_and_keep(
+    identity: tuple[object, ...], verify: bool | str, cert: str | None, key: str | None
+) -> ssl.SSLContext:
+    context = _build(verify, cert, key)
+    with _contexts_lock:
+        # The contexts of the same setting built from older files are of no more use.
+        for stale in [k for k in _contexts if k[:3] == identity[:3]]:
+            del _contexts[stale]
+        _contexts[identity] = context
+        while len(_contexts) > _MAX_CONTEXTS:
+            _contexts.popitem(last=False)
+    return context
+
+
+def _build(verify: bool | str, cert: str | None, key: str | None) -> ssl.SSLContext:
     if isinstance(verify, str):
         if os.path.isdir(verify):
             context = ssl.create_default_context(capath=verify)
