@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -259,14 +259,30 @@ def test_redis_cache_is_read_through_the_redis_connection(
 
 
 def test_many_triggers_share_one_loop_and_one_token(server: DevServer, conn: str) -> None:
-    triggers = [OAuthHttpTrigger(conn, "/v1/sleep", data={"seconds": 0.5}) for _ in range(50)]
+    count = 50
+    # The API holds every request until all 50 are in flight at once: triggers that ran one
+    # after another would never get there (and the watcher lets them go after 60 s).
+    held = server.api_faults.add(hold=True, times=count)
+    all_in_flight = threading.Event()
+    held_after_waiting: list[int] = []
+
+    def release_when_all_are_held() -> None:
+        try:
+            held.wait_held(count, timeout=60)
+            all_in_flight.set()
+        except TimeoutError:
+            held_after_waiting.append(held.held)
+        held.release()
+
+    watcher = threading.Thread(target=release_when_all_are_held, daemon=True)
+    watcher.start()
+    triggers = [OAuthHttpTrigger(conn, "/v1/whoami") for _ in range(count)]
 
     async def all_events() -> list[Any]:
         return await asyncio.gather(*(first_event(t) for t in triggers))
 
-    started = time.perf_counter()
     fired = asyncio.run(all_events())
-    elapsed = time.perf_counter() - started
-    assert [e.payload["status"] for e in fired] == ["success"] * 50
+    watcher.join(timeout=90)
+    assert all_in_flight.is_set(), f"{held_after_waiting} of {count} requests in flight at once"
+    assert [e.payload["status"] for e in fired] == ["success"] * count
     assert server.stats.token_requests == 1
-    assert elapsed < 2.5, elapsed  # one after another: 25 s

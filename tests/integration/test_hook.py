@@ -177,15 +177,18 @@ def test_short_lived_tokens_never_used_expired(server: DevServer) -> None:
     server.add_client("brief", secret=SECRET, scope="read", token_lifetime=2)
     hook = hook_for(server, client_id="brief")
     session = hook.get_conn()
-    deadline = time.monotonic() + 4.5
     calls = 0
-    while time.monotonic() < deadline:
-        assert session.get(f"{server.api_url}/v1/whoami", timeout=5).status_code == 200
+    # Call until the tokens were renewed twice (the server counts them), however long that
+    # takes on this machine; the bound only stops a hook that never renews.
+    deadline = time.monotonic() + 120
+    while server.stats.token_requests < 3:
+        assert time.monotonic() < deadline, "the hook did not renew its 2-second token"
+        assert session.get(f"{server.api_url}/v1/whoami", timeout=30).status_code == 200
         calls += 1
         time.sleep(0.02)
-    assert calls > 50
-    assert 2 <= server.stats.token_requests <= 8  # about one a second, not one per call
-    assert server.stats.api_requests_by_status.get(401, 0) == 0
+    assert server.stats.api_requests_by_status.get(401, 0) == 0, "a token was used expired"
+    # Each token served several calls: renewed about once a second, not fetched per call.
+    assert calls >= 3 * server.stats.token_requests
 
 
 def test_no_secret_reaches_the_api(server: DevServer) -> None:
