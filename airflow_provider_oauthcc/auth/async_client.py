@@ -23,8 +23,13 @@ from airflow_provider_oauthcc.auth.async_transport import (
     tls_failure,
 )
 from airflow_provider_oauthcc.auth.client import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_RETRY_AFTER,
     RetryableTokenError,
     TokenClient,
+    fetch_budget,
     origin,
     retry_wait,
     token_form,
@@ -33,6 +38,11 @@ from airflow_provider_oauthcc.auth.client import (
 from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.http_read import (
+    MAX_RESPONSE_BYTES,
+    ResponseTooLargeError,
+    attempt_deadline,
+)
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -44,10 +54,10 @@ class AsyncTokenClient:
         self,
         config: ClientConfig,
         *,
-        max_attempts: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        max_retry_after: float = 60.0,
+        max_attempts: int = DEFAULT_ATTEMPTS,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         self.config = config
         self.max_attempts = max_attempts
@@ -57,8 +67,24 @@ class AsyncTokenClient:
         self._authenticator = ClientAuthenticator(config)
         self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
         self._token_url = config.token_url
+        self._trust_env = bool(config.session_options.get("trust_env", True))
         warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
         masking.mask(*config.secrets)
+
+    @property
+    def max_duration(self) -> float:
+        """The longest ``fetch_token`` can take, retries included."""
+        return fetch_budget(
+            self.config.timeout,
+            max_attempts=self.max_attempts,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+        )
+
+    @property
+    def known_token_url(self) -> str | None:
+        """The token endpoint if known (configured, or discovered already)."""
+        return self._token_url
 
     async def token_url(self) -> str:
         """The token endpoint, discovered from the issuer on first use (then cached per process)."""
@@ -105,7 +131,8 @@ class AsyncTokenClient:
         sent_at = time.time()
         try:
             async with (
-                aiohttp.ClientSession(trust_env=True) as session,
+                aiohttp.ClientSession(trust_env=self._trust_env) as session,
+                asyncio.timeout(attempt_deadline(config.timeout)),
                 session.post(
                     url,
                     data=body.encode(),
@@ -116,7 +143,12 @@ class AsyncTokenClient:
                     timeout=client_timeout(config.timeout),
                 ) as response,
             ):
-                content = await response.read()
+                declared = response.content_length
+                if declared is not None and declared > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLargeError(
+                        f"the token endpoint's answer is too large ({declared} bytes)"
+                    )
+                content = await _read_capped(response)
                 status, answer_headers = response.status, response.headers
         except aiohttp.ClientSSLError as exc:
             reason = tls_failure(exc, has_client_cert=self._client_cert is not None)
@@ -138,3 +170,18 @@ class AsyncTokenClient:
         return token_from_answer(
             config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
         )
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        part = await response.content.read(64 * 1024)  # what has arrived, up to 64 KiB
+        if not part:
+            return b"".join(parts)
+        size += len(part)
+        if size > MAX_RESPONSE_BYTES:
+            raise ResponseTooLargeError(
+                f"the token endpoint's answer is too large (over {MAX_RESPONSE_BYTES} bytes)"
+            )
+        parts.append(part)

@@ -1,15 +1,15 @@
 """AsyncTokenProvider: TokenProvider for an event loop (the triggerer).
 
-The same design as :class:`~airflow_provider_oauthcc.auth.provider.TokenProvider` over the same
-caches (memory, file, redis): a cache hit returns at once; a miss fetches under the cache's lock
-after re-checking the cache, so a cold cache costs one token request per process (memory), per
-machine (file) or per deployment (redis).
+Same caches and the same decisions (:class:`~airflow_provider_oauthcc.auth.provider.TokenPolicy`)
+as the sync provider; what differs is who waits. Nothing here lets a thread wait for the loop,
+or the loop wait for a thread that waits:
 
-Within one event loop, the coroutines that miss together wait on one asyncio lock per token, so
-100 triggers starting on a cold cache make one request. The cache's own lock (a thread lock, a
-file lock, a Redis lock) is taken in a worker thread, never on the loop: another thread or
-process may hold it for the length of a token request. File and Redis reads run in threads too.
-Secrets are registered with the log masker on the loop, never from those threads.
+- coroutines of one loop that miss together wait on one asyncio lock per token (one request);
+- the cache's own lock (thread, file or Redis lock, which another process may hold) is taken
+  with ``try_lock`` in short thread calls, the loop sleeping between attempts, for a bounded
+  time; the fetch itself runs on the loop, bounded by the client's longest possible duration;
+- setup that reads files or parses keys (cache key, cipher, client authentication) runs once
+  in a thread.
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-from airflow_provider_oauthcc.auth import masking, metrics
 from airflow_provider_oauthcc.auth.async_client import AsyncTokenClient
-from airflow_provider_oauthcc.auth.cache import MemoryTokenCache, TokenCache
+from airflow_provider_oauthcc.auth.cache import (
+    DEFAULT_LOCK_WAIT,
+    MemoryTokenCache,
+    Release,
+    TokenCache,
+)
 from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.provider import TokenPolicy
 from airflow_provider_oauthcc.auth.token import Token
 
 log = logging.getLogger(__name__)
@@ -36,6 +41,8 @@ T = TypeVar("T")
 _loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
+_FIRST_PAUSE = 0.02
+_MAX_PAUSE = 0.25
 
 
 def _loop_lock(key: str) -> asyncio.Lock:
@@ -50,91 +57,124 @@ class AsyncTokenProvider:
         *,
         cache: TokenCache | None = None,
         client: AsyncTokenClient | None = None,
+        lock_wait: float = DEFAULT_LOCK_WAIT,
     ) -> None:
         self.config = config
-        self.cache: TokenCache = cache if cache is not None else make_token_cache(config)
-        self.client = client or AsyncTokenClient(config)
-        self._key = config.cache_key
-        # The in-process layer, readable on the loop without blocking.
-        local = self.cache if isinstance(self.cache, MemoryTokenCache) else None
-        self._memory: MemoryTokenCache | None = local or _memory_layer(self.cache)
-        self._blocking = not isinstance(self.cache, MemoryTokenCache)
+        self._cache = cache
+        self._client = client
+        self._lock_wait = lock_wait
+        self._key: str | None = None
+        self._policy: TokenPolicy | None = None
+        self._setup: asyncio.Lock | None = None
 
     async def get_token(self) -> Token:
-        token = await self._cached()
-        if token is not None and token.is_fresh():
-            return self._hit(token)
-        async with _loop_lock(self._key):
+        key, cache, client, policy = await self._ready()
+        token = await self._cached(cache, key)
+        if policy.usable(token):
+            assert token is not None
+            return policy.hand_out(token, hit=True)
+        async with _loop_lock(key):
             # Another coroutine of this loop may have fetched while this one waited.
-            token = await self._cached()
-            if token is not None and token.is_fresh():
-                return self._hit(token)
-            loop = asyncio.get_running_loop()
-            token = await asyncio.to_thread(self._get_or_fetch_locked, loop)
-            # Masked here, on the loop: Airflow's masker talks to the triggerer's supervisor,
-            # which a worker thread must not do on every Airflow version.
-            masking.mask(token.access_token)
-            return token
+            token = await self._cached(cache, key)
+            if policy.usable(token):
+                assert token is not None
+                return policy.hand_out(token, hit=True)
+            release = await self._acquire(cache, key, policy)
+            try:
+                token = await _run(cache, cache.get, key)
+                if policy.usable(token):
+                    assert token is not None
+                    return policy.hand_out(token, hit=True)
+                return await self._fetch(cache, key, client, policy, stale=token)
+            finally:
+                if release is not None:
+                    await _run(cache, release)
 
     async def invalidate(self, token: Token) -> None:
         """Forget ``token`` after the API rejected it, unless the cache already moved on."""
-        await self._run(self.cache.invalidate, self._key, token)
+        key, cache, _, _ = await self._ready()
+        await _run(cache, cache.invalidate, key, token)
 
-    async def _cached(self) -> Token | None:
-        if self._memory is not None:
-            token = self._memory.get(self._key)
+    @property
+    def cache(self) -> TokenCache:
+        if self._cache is None:
+            raise RuntimeError("the cache is built on first use, in get_token()")
+        return self._cache
+
+    async def _ready(self) -> tuple[str, TokenCache, AsyncTokenClient, TokenPolicy]:
+        if self._key is None:
+            if self._setup is None:
+                self._setup = asyncio.Lock()
+            async with self._setup:
+                if self._key is None:
+                    await asyncio.to_thread(self._prepare)
+        assert self._cache is not None and self._client is not None and self._policy is not None
+        assert self._key is not None
+        return self._key, self._cache, self._client, self._policy
+
+    def _prepare(self) -> None:
+        """In a thread: reads certificate and key files, parses keys, imports crypto."""
+        if self._cache is None:
+            self._cache = make_token_cache(self.config)
+        if self._client is None:
+            self._client = AsyncTokenClient(self.config)
+        self._policy = TokenPolicy(self.config, self._cache)
+        self._key = self.config.cache_key
+
+    async def _cached(self, cache: TokenCache, key: str) -> Token | None:
+        memory = cache if isinstance(cache, MemoryTokenCache) else _memory_layer(cache)
+        if memory is not None:
+            token = memory.get(key)
             if token is not None and token.is_fresh():
                 return token
-        if not self._blocking:
-            return self.cache.get(self._key)
-        return await asyncio.to_thread(self.cache.get, self._key)
+        return await _run(cache, cache.get, key)
 
-    def _get_or_fetch_locked(self, loop: asyncio.AbstractEventLoop) -> Token:
-        """In a worker thread: the cache's lock, a re-check, and a fetch on the loop if needed."""
-        with self.cache.lock(self._key):
-            # Another thread or process may have fetched while this one waited for the lock.
-            token = self.cache.get(self._key)
-            if token is not None and token.is_fresh():
-                metrics.incr(metrics.CACHE_HIT)
-                return token
-            metrics.incr(metrics.CACHE_MISS)
-            return self._fetch(loop, stale=token)
+    async def _acquire(self, cache: TokenCache, key: str, policy: TokenPolicy) -> Release | None:
+        """The cache's lock, polled without blocking; None (fetch without it) after lock_wait."""
+        deadline = time.monotonic() + self._lock_wait
+        pause = _FIRST_PAUSE
+        while True:
+            try:
+                release = await _run(cache, cache.try_lock, key)
+            except Exception as exc:
+                policy.lock_unavailable(exc)
+                return None
+            if release is not None:
+                return release
+            if time.monotonic() >= deadline:
+                policy.lock_unavailable(TimeoutError(f"still held after {self._lock_wait:g} s"))
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE)
 
-    def _fetch(self, loop: asyncio.AbstractEventLoop, stale: Token | None) -> Token:
-        started = time.perf_counter()
+    async def _fetch(
+        self,
+        cache: TokenCache,
+        key: str,
+        client: AsyncTokenClient,
+        policy: TokenPolicy,
+        stale: Token | None,
+    ) -> Token:
+        started = policy.missed()
         try:
-            token = asyncio.run_coroutine_threadsafe(self.client.fetch_token(), loop).result()
+            async with asyncio.timeout(client.max_duration):
+                token = await client.fetch_token()
         except TokenRequestError as exc:
-            metrics.incr(metrics.FETCH_ERROR)
-            if stale is not None and stale.expires_at > time.time():
-                log.warning(
-                    "Token refresh for client %s failed (%s); using the current token, valid %d s more",
-                    self.config.client_id,
-                    exc,
-                    stale.expires_in(),
-                )
-                return stale
-            raise
-        metrics.timing(metrics.FETCH_LATENCY, time.perf_counter() - started)
-        metrics.incr(metrics.FETCH)
-        self.cache.put(self._key, token)
-        log.info(
-            "Fetched an OAuth token for client %s in the triggerer (expires in %d s, cache %s)",
-            self.config.client_id,
-            token.expires_in(),
-            self.cache.name,
-        )
-        return token
+            return policy.fetch_failed(exc, stale)
+        except TimeoutError:
+            error = TokenRequestError(
+                f"token request did not complete within {client.max_duration:g} s"
+            )
+            return policy.fetch_failed(error, stale)
+        await _run(cache, cache.put, key, token)
+        return policy.fetched(token, started, client.known_token_url)
 
-    def _hit(self, token: Token) -> Token:
-        masking.mask(token.access_token)
-        metrics.incr(metrics.CACHE_HIT)
-        return token
 
-    async def _run(self, function: Callable[..., T], *args: object) -> T:
-        if self._blocking:
-            return await asyncio.to_thread(function, *args)
+async def _run(cache: TokenCache, function: Callable[..., T], *args: object) -> T:
+    """Memory-cache calls run on the loop (they never block); file and Redis in a thread."""
+    if isinstance(cache, MemoryTokenCache):
         return function(*args)
+    return await asyncio.to_thread(function, *args)
 
 
 def _memory_layer(cache: TokenCache) -> MemoryTokenCache | None:

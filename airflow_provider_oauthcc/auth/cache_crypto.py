@@ -1,9 +1,11 @@
 """Encryption of shared cache entries: whoever can read the cache but lacks the client
 credential learns nothing from it, and cannot plant a token we would accept.
 
-AES-256-GCM; the key comes from HKDF-SHA256 over the client credential (secret, private key
-PEM or TLS client key) with the cache key as context, and the cache key is the associated data,
-so an entry copied to another key does not decrypt either.
+AES-256-GCM; the key comes from HKDF-SHA256 over the credential of the configured auth method
+(secret, private key PEM, or TLS client certificate and key), salted with the deployment secret
+(Airflow's fernet key, see ``deployment``) and with the cache key as context; the cache key is
+the associated data, so an entry copied to another key does not decrypt either. Without the
+deployment secret, whoever reads the cache cannot even test guesses of a weak client secret.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from airflow_provider_oauthcc.auth.token import Token
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-FORMAT = b"oauthcc-1:"
+FORMAT = b"oauthcc-2:"
 NONCE_SIZE = 12
-HKDF_SALT = b"airflow-provider-oauthcc token cache v1"
+HKDF_SALT = b"airflow-provider-oauthcc token cache v2"
 
 
 class NoCredentialError(Exception):
@@ -34,7 +36,7 @@ class TokenCipher:
         if not credential:
             raise NoCredentialError("no client credential to derive the cache key from")
         self._credential = credential
-        self._aeads: dict[str, AESGCM] = {}
+        self._aeads: dict[tuple[bytes, str], AESGCM] = {}
 
     def __repr__(self) -> str:
         return "TokenCipher(<credential hidden>)"
@@ -60,28 +62,25 @@ class TokenCipher:
             return None
 
     def _aead(self, key: str) -> AESGCM:
-        aead = self._aeads.get(key)
+        from airflow_provider_oauthcc.auth.deployment import deployment_secret
+
+        salt = HKDF_SALT + deployment_secret()
+        aead = self._aeads.get((salt, key))
         if aead is None:
             from cryptography.hazmat.primitives import hashes
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
             from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
             derived = HKDF(
-                algorithm=hashes.SHA256(), length=32, salt=HKDF_SALT, info=key.encode()
+                algorithm=hashes.SHA256(), length=32, salt=salt, info=key.encode()
             ).derive(self._credential)
-            aead = self._aeads[key] = AESGCM(derived)
+            aead = self._aeads[(salt, key)] = AESGCM(derived)
         return aead
 
 
 def credential_of(config: ClientConfig) -> bytes:
-    """The secret that proves the client's identity: what the cache key is derived from."""
-    if config.client_secret:
-        return config.client_secret.encode()
-    if config.private_key:
-        return config.private_key.encode()
-    key_file = config.client_cert_key or config.client_cert
-    if key_file:
-        # tls_client_auth: the TLS private key is the credential.
-        with open(key_file, "rb") as handle:
-            return handle.read()
-    raise NoCredentialError("the connection has no client secret or key")
+    """The credential of the configured auth method: what the encryption key is derived from."""
+    credential = config.credential()
+    if not credential:
+        raise NoCredentialError("the connection has no client secret or key")
+    return credential

@@ -45,20 +45,21 @@ def make_token_cache(config: ClientConfig, *, redis_url: RedisUrl | None = None)
 
 def _shared_cache(config: ClientConfig, redis_url: RedisUrl | None) -> TokenCache:
     from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher, credential_of
+    from airflow_provider_oauthcc.auth.client import fetch_budget
 
-    try:
-        cipher = TokenCipher(credential_of(config))
-    except OSError as exc:
-        raise ValueError(f"cannot read the client key file: {exc.strerror}") from None
+    # A fetch holds the shared lock: it must not expire under the longest possible fetch.
+    lock_timeout = fetch_budget(config.timeout) + 10
+
+    cipher = TokenCipher(credential_of(config))
     if config.cache_backend == "file":
         from airflow_provider_oauthcc.auth.cache_file import FileTokenCache, default_cache_dir
 
         directory = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        return FileTokenCache(directory, cipher)
+        return FileTokenCache(directory, cipher, lock_timeout=lock_timeout)
     if config.cache_backend == "redis":
         from airflow_provider_oauthcc.auth.cache_redis import RedisTokenCache
 
         if redis_url is None:
             raise ValueError("no Redis URL was given")
-        return RedisTokenCache(redis_url, cipher)
+        return RedisTokenCache(redis_url, cipher, lock_timeout=lock_timeout)
     raise ValueError(f"unknown backend {config.cache_backend!r}")

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from airflow_provider_oauthcc.auth import metrics
-from airflow_provider_oauthcc.auth.cache import KeyedLocks, TokenCache
+from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCache
+from airflow_provider_oauthcc.auth.redact import scrub, secret_forms
 from airflow_provider_oauthcc.auth.token import Token
 
 DEFAULT_RETRY_AFTER = 60.0
@@ -31,7 +32,7 @@ class FailOpenCache:
         retry_after: float = DEFAULT_RETRY_AFTER,
     ) -> None:
         self.inner = inner
-        self._secrets = secrets
+        self._secret_forms = secret_forms(secrets)
         self._retry_after = retry_after
         self._bypass_until = 0.0
         self._local_locks = KeyedLocks()
@@ -93,6 +94,15 @@ class FailOpenCache:
             except Exception as exc:
                 self._failed("unlock", exc)
 
+    def try_lock(self, key: str) -> Release | None:
+        if not self.bypassed:
+            try:
+                return self.inner.try_lock(key)
+            except Exception as exc:
+                self._failed("lock", exc)
+        local = self._local_locks[key]
+        return local.release if local.acquire(blocking=False) else None
+
     def _failed(self, operation: str, exc: Exception) -> None:
         metrics.incr(metrics.CACHE_ERROR)
         self._bypass_until = time.monotonic() + self._retry_after
@@ -105,7 +115,5 @@ class FailOpenCache:
         )
 
     def _describe(self, exc: Exception) -> str:
-        text = str(exc)[:300]
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        text = scrub(str(exc), self._secret_forms)
         return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

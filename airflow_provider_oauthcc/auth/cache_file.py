@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from airflow_provider_oauthcc.auth.cache import KeyedLocks, TokenCacheError
+from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCacheError
 from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -120,6 +120,35 @@ class FileTokenCache:
         finally:
             thread_lock.release()
 
+    def try_lock(self, key: str) -> Release | None:
+        self._ensure_directory()
+        path = self._path(key, ".lock")
+        thread_lock = _thread_locks[str(path)]
+        if not thread_lock.acquire(blocking=False):
+            return None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except BaseException:
+            thread_lock.release()
+            raise
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            thread_lock.release()
+            return None
+
+        def release() -> None:
+            try:
+                _unflock(fd)
+            finally:
+                os.close(fd)
+                thread_lock.release()
+
+        return release
+
     def _path(self, key: str, suffix: str) -> Path:
         return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:40] + suffix)
 
@@ -127,7 +156,10 @@ class FileTokenCache:
         if self._directory_checked:
             return
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        info = os.stat(self.directory)
+        info = os.lstat(self.directory)
+        if stat.S_ISLNK(info.st_mode):
+            # Whoever can point it elsewhere could read or plant entries: refused, like files.
+            raise TokenCacheError(f"{self.directory} is a symbolic link; give the real folder")
         if not stat.S_ISDIR(info.st_mode):
             raise TokenCacheError(f"{self.directory} is not a folder")
         if info.st_uid != os.getuid():

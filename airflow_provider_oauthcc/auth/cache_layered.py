@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 
-from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE, MemoryTokenCache, TokenCache
+from airflow_provider_oauthcc.auth.cache import (
+    PROCESS_CACHE,
+    MemoryTokenCache,
+    Release,
+    TokenCache,
+)
 from airflow_provider_oauthcc.auth.token import Token
 
 
@@ -41,3 +46,6 @@ class LayeredTokenCache:
 
     def lock(self, key: str) -> AbstractContextManager[None]:
         return self.shared.lock(key)
+
+    def try_lock(self, key: str) -> Release | None:
+        return self.shared.try_lock(key)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_oauthcc.auth.cache import KeyedLocks, TokenCacheError
+from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCacheError
 from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from redis import Redis
 
 KEY_PREFIX = "oauthcc:"
-DEFAULT_LOCK_TIMEOUT = 30.0
+DEFAULT_LOCK_TIMEOUT = 600.0  # outlives client.fetch_budget() at the default timeout
 DEFAULT_SOCKET_TIMEOUT = 5.0
 
 # Delete the entry only if it still holds the exact (encrypted) value that was compared.
@@ -38,6 +39,16 @@ _thread_locks = KeyedLocks()
 # One client (and connection pool) per URL and process, shared by every hook.
 _clients: dict[str, Redis] = {}
 _clients_guard = threading.Lock()
+
+
+def _forget_clients_after_fork() -> None:
+    # A pooled socket belongs to the parent; redis-py also checks the pid, the guard is ours.
+    global _clients_guard
+    _clients_guard = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_clients_after_fork)
 
 
 class RedisTokenCache:
@@ -56,7 +67,7 @@ class RedisTokenCache:
         ``lock_wait``: how long a process waits for it (default: a little longer)."""
         self._url = url
         self._cipher = cipher
-        self._lock_timeout = lock_timeout
+        self.lock_timeout = lock_timeout
         self._lock_wait = lock_timeout + 5 if lock_wait is None else lock_wait
         self._socket_timeout = socket_timeout
         self._redis: Redis | None = None
@@ -104,7 +115,7 @@ class RedisTokenCache:
         try:
             shared = client.lock(
                 _lock_name(key),
-                timeout=self._lock_timeout,
+                timeout=self.lock_timeout,
                 sleep=0.02,
                 blocking_timeout=self._lock_wait,
                 thread_local=False,
@@ -123,6 +134,33 @@ class RedisTokenCache:
                     log.debug("Redis token lock expired before release")
         finally:
             thread_lock.release()
+
+    def try_lock(self, key: str) -> Release | None:
+        thread_lock = _thread_locks[_lock_name(key)]
+        if not thread_lock.acquire(blocking=False):
+            return None
+        try:
+            shared = self._client().lock(
+                _lock_name(key), timeout=self.lock_timeout, thread_local=False
+            )
+            if not shared.acquire(blocking=False):
+                thread_lock.release()
+                return None
+        except BaseException:
+            thread_lock.release()
+            raise
+
+        def release() -> None:
+            from redis.exceptions import LockError
+
+            try:
+                shared.release()
+            except LockError:
+                log.debug("Redis token lock expired before release")
+            finally:
+                thread_lock.release()
+
+        return release
 
     def _client(self) -> Redis:
         if self._redis is None:

@@ -15,12 +15,19 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import tenacity
+import urllib3
 
 from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.discovery import discover_token_endpoint
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.http_read import (
+    ResponseTooSlowError,
+    attempt_deadline,
+    read_capped,
+)
+from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
 
@@ -49,6 +56,24 @@ class RetryableTokenError(TokenRequestError):
         )
 
 
+DEFAULT_ATTEMPTS = 4
+DEFAULT_BACKOFF = 0.5
+DEFAULT_MAX_BACKOFF = 30.0
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+def fetch_budget(
+    timeout: float,
+    *,
+    max_attempts: int = DEFAULT_ATTEMPTS,
+    max_backoff: float = DEFAULT_MAX_BACKOFF,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+) -> float:
+    """The longest a token fetch with its retries can take: what a shared lock must outlive."""
+    per_attempt = attempt_deadline(timeout) + timeout
+    return max_attempts * per_attempt + (max_attempts - 1) * max(max_backoff, max_retry_after)
+
+
 class TokenClient:
     """Posts client-credentials token requests with the configured client authentication."""
 
@@ -56,10 +81,10 @@ class TokenClient:
         self,
         config: ClientConfig,
         *,
-        max_attempts: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        max_retry_after: float = 60.0,
+        max_attempts: int = DEFAULT_ATTEMPTS,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> None:
         self.config = config
         self.max_attempts = max_attempts
@@ -80,6 +105,16 @@ class TokenClient:
             )
         self._authenticator = ClientAuthenticator(config)
         masking.mask(*config.secrets)
+
+    @property
+    def max_duration(self) -> float:
+        """The longest ``fetch_token`` can take, retries included."""
+        return fetch_budget(
+            self.config.timeout,
+            max_attempts=self.max_attempts,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+        )
 
     @property
     def token_url(self) -> str:
@@ -121,6 +156,7 @@ class TokenClient:
             url, headers, urlencode(token_form(self.config), doseq=True)
         )
         sent_at = time.time()
+        deadline = time.monotonic() + attempt_deadline(self.config.timeout)
         try:
             response = self._session.post(
                 url,
@@ -128,25 +164,35 @@ class TokenClient:
                 headers=headers,
                 timeout=self.config.timeout,
                 allow_redirects=False,
+                stream=True,
                 # Per request: a session's verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
                 # (psf/requests#3829), which would ignore the connection's 'verify'.
                 verify=self._session.verify,
             )
+            content = read_capped(response, what="the token endpoint's answer", deadline=deadline)
         except requests.exceptions.SSLError as exc:
             reason = handshake_failure(exc, has_client_cert=self._session.cert is not None)
             raise TokenRequestError(
                 f"TLS handshake with the token endpoint {origin(url)} failed: {reason}"
             ) from None
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
             raise RetryableTokenError(
                 TokenRequestError(
                     f"token endpoint {origin(url)} did not answer within {self.config.timeout:g} s"
                 )
             ) from None
+        except ResponseTooSlowError as exc:
+            raise RetryableTokenError(exc) from None
         except requests.exceptions.ConnectionError as exc:
             raise RetryableTokenError(
                 TokenRequestError(
                     f"cannot reach the token endpoint {origin(url)} ({_connection_reason(exc)})"
+                )
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise RetryableTokenError(
+                TokenRequestError(
+                    f"the connection to the token endpoint {origin(url)} broke during the answer"
                 )
             ) from None
         return token_from_answer(
@@ -154,7 +200,7 @@ class TokenClient:
             url,
             status=response.status_code,
             headers=response.headers,
-            body=response.content,
+            body=content,
             sent_at=sent_at,
         )
 
@@ -199,6 +245,10 @@ def token_from_answer(
             "there. Set auth_url to the final token endpoint URL",
             status=status,
         )
+    forms = config.secret_forms
+    if not 200 <= status < 300:
+        # Scrubbed before parsing, so that nothing later can cut a secret in two.
+        body = scrub(body.decode("utf-8", "replace"), forms, limit=None).encode()
     try:
         return parse_token_response(
             status=status,
@@ -209,7 +259,7 @@ def token_from_answer(
             requested_scope=config.scope,
         )
     except TokenRequestError as exc:
-        _scrub_secrets(exc, config.secrets)
+        _scrub_secrets(exc, forms)
         if status == 429 or status >= 500:
             raise RetryableTokenError(exc, retry_after_header(headers.get("Retry-After"))) from None
         raise
@@ -262,15 +312,11 @@ def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:
     return type(exc).__name__
 
 
-def _scrub_secrets(exc: TokenRequestError, secrets: tuple[str, ...]) -> None:
+def _scrub_secrets(exc: TokenRequestError, forms: tuple[str, ...]) -> None:
     """A server may echo what it was sent; make sure no secret rides out in our error."""
 
     def clean(text: str | None) -> str | None:
-        if text is None:
-            return None
-        for secret in secrets:
-            text = text.replace(secret, "***")
-        return text
+        return None if text is None else scrub(text, forms, limit=None)
 
     exc.args = tuple(clean(a) if isinstance(a, str) else a for a in exc.args)
     exc.error_description = clean(exc.error_description)

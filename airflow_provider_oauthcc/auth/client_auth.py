@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.config import ClientConfig
@@ -36,6 +37,8 @@ class ClientAuthenticator:
                 self._header.update(certificate_thumbprints(config.client_cert))
         elif config.auth_method == "client_secret_jwt":
             method = self._jwt_assertion
+        elif config.auth_method == "client_secret_basic":
+            method = self._basic
         elif config.auth_method == "tls_client_auth":
             # RFC 8705 §2: the TLS client certificate authenticates; the body names the client.
             method = "none"
@@ -44,6 +47,19 @@ class ClientAuthenticator:
     def prepare(self, uri: str, headers: dict[str, str], body: str) -> tuple[dict[str, str], str]:
         _, headers, body = self._client_auth.prepare("POST", uri, headers, body)
         return headers, body
+
+    def _basic(
+        self, auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        """RFC 6749 §2.3.1; authlib's own encoder skips the form-encoding (and is latin-1)."""
+        config = self._config
+        client_id, secret = config.client_id, config.client_secret or ""
+        if config.basic_auth_encoding == "form":
+            client_id, secret = quote(client_id, safe=""), quote(secret, safe="")
+        credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        masking.mask(credentials)
+        headers["Authorization"] = f"Basic {credentials}"
+        return uri, headers, body
 
     def _jwt_assertion(
         self, auth: Any, method: str, uri: str, headers: dict[str, str], body: str

@@ -20,6 +20,9 @@ AUTH_METHODS = (
     "tls_client_auth",
 )
 SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
+# RFC 6749 §2.3.1: client_secret_basic form-encodes ID and secret before base64 ("form");
+# "plain" is for the servers that compare the decoded header without URL-decoding it.
+BASIC_ENCODINGS = ("form", "plain")
 CACHE_BACKENDS = ("memory", "file", "redis")
 DEFAULT_REDIS_CONN_ID = "redis_default"
 
@@ -33,6 +36,7 @@ OAUTH_KEYS = frozenset(
         "audience",
         "resource",
         "auth_method",
+        "basic_auth_encoding",
         "private_key",
         "private_key_passphrase",
         "key_id",
@@ -86,6 +90,7 @@ class ClientConfig:
     token_url: str | None
     issuer: str | None = None
     auth_method: str = "client_secret_basic"
+    basic_auth_encoding: str = "form"
     client_secret: str | None = field(default=None, repr=False)
     private_key: str | None = field(default=None, repr=False)
     private_key_passphrase: str | None = field(default=None, repr=False)
@@ -134,6 +139,10 @@ class ClientConfig:
                 "or 'issuer' to discover it",
             )
         secret = client_secret or None
+        _check_encodable("login", str(client_id))
+        if secret:
+            _check_encodable("password", secret)
+        api_base_url = _api_base_url(api_base_url, allow_http)
         if method in SECRET_METHODS and not secret:
             hint = (
                 " (a private key is set: did you mean auth_method 'private_key_jwt'?)"
@@ -173,6 +182,7 @@ class ClientConfig:
             token_url=token_url,
             issuer=issuer,
             auth_method=method,
+            basic_auth_encoding=_choice(extras, "basic_auth_encoding", BASIC_ENCODINGS, "form"),
             client_secret=secret,
             private_key=private_key,
             private_key_passphrase=passphrase,
@@ -194,7 +204,7 @@ class ClientConfig:
             cache_backend=_choice(extras, "cache_backend", CACHE_BACKENDS, "memory"),
             cache_dir=_absolute_path(extras, "cache_dir"),
             cache_redis_conn_id=_str(extras, "cache_redis_conn_id") or DEFAULT_REDIS_CONN_ID,
-            api_base_url=api_base_url or None,
+            api_base_url=api_base_url,
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
             unknown_keys=unknown,
@@ -202,23 +212,55 @@ class ClientConfig:
 
     @property
     def cache_key(self) -> str:
-        """Identity of the token: one token per endpoint, client, scope, audience, resource, method."""
+        """Identity of the token: everything that changes which token the server would issue,
+        or whether it issues one, with a keyed digest of the credential in use (never the
+        credential itself)."""
+        from airflow_provider_oauthcc.auth.deployment import keyed_digest
+
         parts = (
             self.token_url or f"issuer:{self.issuer}",
             self.client_id,
+            self.auth_method,
             self.scope or "",
             self.audience or "",
-            " ".join(self.resource),
-            self.auth_method,
+            list(self.resource),
+            sorted(self.request_params.items()),
+            keyed_digest("credential", self.credential()),
         )
         return json.dumps(parts, separators=(",", ":"))
 
+    def credential(self) -> bytes:
+        """The credential of the configured auth method: what proves the client's identity.
+
+        Files (client certificate and key) are read now, so a rotated certificate is a new
+        identity. A field the method does not use (a leftover password) is not part of it.
+        """
+        if self.auth_method in SECRET_METHODS:
+            return (self.client_secret or "").encode()
+        pieces: list[bytes] = []
+        if self.auth_method == "private_key_jwt":
+            pieces.append((self.private_key or "").encode())
+        for path in (self.client_cert, self.client_cert_key):
+            if path:
+                pieces.append(_read_credential_file(path))
+        return b"\0".join(pieces)
+
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value this config holds, for the log masker."""
-        return tuple(
-            s for s in (self.client_secret, self.private_key, self.private_key_passphrase) if s
-        )
+        """Every secret value this config holds, for the log masker and the scrubber."""
+        values = [self.client_secret, self.private_key, self.private_key_passphrase]
+        for proxy in (self.proxies or {}).values():
+            parts = urlsplit(proxy)
+            if parts.password:
+                values += [parts.password, proxy]
+        return tuple(s for s in values if s)
+
+    @property
+    def secret_forms(self) -> tuple[str, ...]:
+        """The secrets in every form a server may echo them (see ``redact``)."""
+        from airflow_provider_oauthcc.auth.redact import secret_forms
+
+        return secret_forms(self.secrets, self.client_id)
 
 
 def is_loopback(host: str | None) -> bool:
@@ -230,6 +272,40 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _read_credential_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        # Unreadable now: the TLS handshake will say so; the path still names the identity.
+        return f"unreadable:{path}".encode()
+
+
+def _check_encodable(field: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Never show the character: it is part of the credential.
+        raise OAuthCCConfigError(
+            field, "contains a character that cannot be encoded (a lone surrogate?)"
+        ) from None
+
+
+def _api_base_url(url: str | None, allow_http: bool) -> str | None:
+    """RFC 6750 §5.3: a bearer token travels only over TLS (loopback excepted)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
+        raise OAuthCCConfigError(
+            "host",
+            f"the API base URL uses plain http to {parts.hostname}, which would send the "
+            "access token in clear; use https, or set allow_insecure_http to true if you "
+            "really mean it",
+        )
+    return url
 
 
 def _parse_extra(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:

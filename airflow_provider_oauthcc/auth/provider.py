@@ -1,13 +1,19 @@
-"""TokenProvider: a valid access token on demand, from the cache or a single-flight fetch."""
+"""TokenProvider: a valid access token on demand, from the cache or a single-flight fetch.
+
+The decisions (is the cached token fresh? a fetch failed: is the old token still good enough?
+what is counted, logged and masked?) live in :class:`TokenPolicy`, shared with the asyncio
+provider (``async_provider``); the providers only move tokens between cache and client.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager
 from urllib.parse import urlsplit
 
 from airflow_provider_oauthcc.auth import masking, metrics
-from airflow_provider_oauthcc.auth.cache import TokenCache
+from airflow_provider_oauthcc.auth.cache import TokenCache, TokenCacheError
 from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
@@ -15,6 +21,62 @@ from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.token import Token
 
 log = logging.getLogger(__name__)
+
+
+class TokenPolicy:
+    """What the sync and async providers decide alike, for one connection's token."""
+
+    def __init__(self, config: ClientConfig, cache: TokenCache) -> None:
+        self.config = config
+        self.cache = cache
+
+    @staticmethod
+    def usable(token: Token | None) -> bool:
+        return token is not None and token.is_fresh()
+
+    def hand_out(self, token: Token, *, hit: bool) -> Token:
+        """Every token handed to a caller passes here: masked before anything can log it."""
+        masking.mask(token.access_token)
+        if hit:
+            metrics.incr(metrics.CACHE_HIT)
+        return token
+
+    def missed(self) -> float:
+        metrics.incr(metrics.CACHE_MISS)
+        return time.perf_counter()
+
+    def fetched(self, token: Token, started: float, token_url: str | None) -> Token:
+        metrics.timing(metrics.FETCH_LATENCY, time.perf_counter() - started)
+        metrics.incr(metrics.FETCH)
+        log.info(
+            "Fetched an OAuth token for client %s from %s (expires in %d s, cache %s)",
+            self.config.client_id,
+            urlsplit(token_url).netloc if token_url else "the issuer's token endpoint",
+            token.expires_in(),
+            self.cache.name,  # read now: a fail-open cache says when it is bypassed
+        )
+        return self.hand_out(token, hit=False)
+
+    def fetch_failed(self, error: TokenRequestError, stale: Token | None) -> Token:
+        """The still-valid old token if there is one (an outage inside the early-refresh
+        window is ridden out), else the error."""
+        metrics.incr(metrics.FETCH_ERROR)
+        if stale is None or stale.expires_at <= time.time():
+            raise error
+        log.warning(
+            "Token refresh for client %s failed (%s); using the current token, valid %d s more",
+            self.config.client_id,
+            error,
+            stale.expires_in(),
+        )
+        return self.hand_out(stale, hit=False)
+
+    def lock_unavailable(self, error: Exception) -> None:
+        log.warning(
+            "Token cache lock for client %s unavailable (%s); fetching without it",
+            self.config.client_id,
+            error,
+        )
 
 
 class TokenProvider:
@@ -28,58 +90,40 @@ class TokenProvider:
         self.config = config
         self.cache: TokenCache = cache if cache is not None else make_token_cache(config)
         self.client = client or TokenClient(config)
+        self.policy = TokenPolicy(config, self.cache)
         self._key = config.cache_key
 
     def get_token(self) -> Token:
         token = self.cache.get(self._key)
-        if token is not None and token.is_fresh():
-            return self._hit(token)
-        with self.cache.lock(self._key):
-            # Another thread or process may have fetched while this one waited for the lock.
-            token = self.cache.get(self._key)
-            if token is not None and token.is_fresh():
-                return self._hit(token)
-            metrics.incr(metrics.CACHE_MISS)
-            return self._fetch(stale=token)
+        if self.policy.usable(token):
+            assert token is not None
+            return self.policy.hand_out(token, hit=True)
+        lock: AbstractContextManager[None] | None = self.cache.lock(self._key)
+        try:
+            lock.__enter__()  # type: ignore[union-attr]
+        except TokenCacheError as exc:
+            self.policy.lock_unavailable(exc)
+            lock = None
+        try:
+            return self._refresh()
+        finally:
+            if lock is not None:
+                lock.__exit__(None, None, None)
 
     def invalidate(self, token: Token) -> None:
         """Forget ``token`` after the API rejected it, unless the cache already moved on."""
         self.cache.invalidate(self._key, token)
 
-    def _hit(self, token: Token) -> Token:
-        masking.mask(token.access_token)
-        metrics.incr(metrics.CACHE_HIT)
-        return token
-
-    def _fetch(self, stale: Token | None) -> Token:
-        started = time.perf_counter()
+    def _refresh(self) -> Token:
+        # Another thread or process may have fetched while this one waited for the lock.
+        token = self.cache.get(self._key)
+        if self.policy.usable(token):
+            assert token is not None
+            return self.policy.hand_out(token, hit=True)
+        started = self.policy.missed()
         try:
-            token = self.client.fetch_token()
+            fresh = self.client.fetch_token()
         except TokenRequestError as exc:
-            metrics.incr(metrics.FETCH_ERROR)
-            if stale is not None and stale.expires_at > time.time():
-                # Inside the early-refresh window the old token is still good: ride out an
-                # identity-provider outage on it rather than fail the task.
-                log.warning(
-                    "Token refresh for client %s failed (%s); using the current token, valid %d s more",
-                    self.config.client_id,
-                    exc,
-                    stale.expires_in(),
-                )
-                return stale
-            raise
-        metrics.timing(metrics.FETCH_LATENCY, time.perf_counter() - started)
-        metrics.incr(metrics.FETCH)
-        self.cache.put(self._key, token)
-        log.info(
-            "Fetched an OAuth token for client %s from %s (expires in %d s, cache %s)",
-            self.config.client_id,
-            _host(self.client.token_url),
-            token.expires_in(),
-            self.cache.name,
-        )
-        return token
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).netloc
+            return self.policy.fetch_failed(exc, stale=token)
+        self.cache.put(self._key, fresh)
+        return self.policy.fetched(fresh, started, self.client.token_url)

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase
 
+from airflow_provider_oauthcc.auth.config import is_loopback
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -26,6 +27,7 @@ class BearerAuth(AuthBase):
     def __init__(self, provider: TokenProvider, api_base_url: str | None = None) -> None:
         self.provider = provider
         self._origin = _origin(api_base_url) if api_base_url else None
+        self._insecure_ok = bool(getattr(provider.config, "allow_insecure_http", False))
         self._local = threading.local()
         self._warned_hosts: set[str] = set()
 
@@ -45,17 +47,22 @@ class BearerAuth(AuthBase):
         return request
 
     def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not self._insecure_ok and not is_loopback(parts.hostname):
+            # RFC 6750 §5.3: a bearer token in clear can be replayed by whoever sees it.
+            self._warn_once(parts.netloc, "it is plain http and not a loopback address")
+            return False
         if self._origin is None or _origin(url) == self._origin:
             return True
-        host = urlsplit(url).netloc
+        self._warn_once(
+            parts.netloc, f"it is not the connection's API host {urlsplit(self._origin).netloc}"
+        )
+        return False
+
+    def _warn_once(self, host: str, reason: str) -> None:
         if host not in self._warned_hosts:
             self._warned_hosts.add(host)
-            log.warning(
-                "Not sending the OAuth token to %s: it is not the connection's API host %s",
-                host,
-                urlsplit(self._origin).netloc,
-            )
-        return False
+            log.warning("Not sending the OAuth token to %s: %s", host, reason)
 
     def _handle_401(
         self,

@@ -17,6 +17,9 @@ from airflow_provider_oauthcc.auth.errors import TokenRequestError, TokenRespons
 EARLY_REFRESH_FRACTION = 0.1
 EARLY_REFRESH_MAX = 300.0
 EARLY_REFRESH_MIN = 1.0
+# Longer lifetimes are cut to this: a token is fetched again at least daily, and nothing
+# overflows a Redis TTL or makes a cache file immortal.
+MAX_TOKEN_LIFETIME = 86400.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,11 @@ def _error_from_response(
         message = f"token endpoint refused the request: {_short(error)} (HTTP {status})"
         if description:
             message += f": {description}"
-        return TokenRequestError(
+        from airflow_provider_oauthcc.auth.errors import CREDENTIAL_ERRORS, TokenRequestRejected
+
+        # A refusal no retry can cure fails the task at once (AirflowFailException).
+        error_class = TokenRequestRejected if error in CREDENTIAL_ERRORS else TokenRequestError
+        return error_class(
             message,
             status=status,
             error=_short(error),
@@ -159,8 +166,10 @@ def _lifetime(expires_in: Any, access_token: str, sent_at: float, default: float
     exp = jwt_expiry(access_token)
     jwt_seconds = exp - sent_at if exp is not None and exp > sent_at else None
     if seconds is None:
-        return jwt_seconds if jwt_seconds is not None else default
-    return min(seconds, jwt_seconds) if jwt_seconds is not None else seconds
+        lifetime = jwt_seconds if jwt_seconds is not None else default
+    else:
+        lifetime = min(seconds, jwt_seconds) if jwt_seconds is not None else seconds
+    return min(lifetime, MAX_TOKEN_LIFETIME)
 
 
 def _expires_in(value: Any) -> float | None:

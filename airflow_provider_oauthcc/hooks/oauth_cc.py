@@ -10,12 +10,13 @@ import requests
 from airflow.providers.common.compat.sdk import mask_secret
 from airflow.providers.http.hooks.http import HttpHook
 
-from airflow_provider_oauthcc.auth import masking, metrics
+from airflow_provider_oauthcc.auth import deployment, masking, metrics
 from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.provider import TokenProvider
+from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 
@@ -34,8 +35,19 @@ class _AirflowStats:
         Stats.timing(name, timedelta(seconds=seconds))
 
 
+def _fernet_key() -> str | None:
+    """Airflow's [core] fernet_key, the deployment secret of the shared token caches."""
+    try:
+        from airflow.configuration import conf
+
+        return conf.get("core", "fernet_key", fallback=None) or None
+    except Exception:
+        return None
+
+
 masking.set_masker(mask_secret)
 metrics.set_recorder(_AirflowStats())
+deployment.set_deployment_secret(_fernet_key())
 
 
 class OAuthCCHook(HttpHook):
@@ -76,6 +88,15 @@ class OAuthCCHook(HttpHook):
         from airflow_provider_oauthcc.legacy_connection_form import ui_field_behaviour
 
         return ui_field_behaviour()
+
+    def _set_base_url(self, connection: Any) -> None:
+        """As HttpHook, but a host without a scheme means https: the token must not travel
+        in clear (HttpHook's default is http)."""
+        host = connection.host or ""
+        schema = (connection.schema or "").lower()
+        if host and "://" not in host and schema not in ("http", "https"):
+            connection = _with_scheme(connection, "https")
+        super()._set_base_url(connection)
 
     @property
     def oauth_config(self) -> ClientConfig:
@@ -155,7 +176,8 @@ class OAuthCCHook(HttpHook):
         if response.ok:
             return
         self.log.error("HTTP error: %s", response.reason)
-        self.log.error("%s", response.text[:1000])
+        # Scrubbed before it is cut: a cut could leave a piece of a secret the masker misses.
+        self.log.error("%s", scrub(response.text, self._secret_forms(), limit=1000))
         raise api_error(response)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -169,15 +191,24 @@ class OAuthCCHook(HttpHook):
         except OAuthCCError as exc:
             return False, str(exc)
         except Exception as exc:
-            return False, f"{type(exc).__name__}: {_scrub(str(exc), self._secrets())}"
+            return False, f"{type(exc).__name__}: {scrub(str(exc), self._secret_forms())}"
         scope = f"scope '{token.scope}'" if token.scope else "no scope returned"
         return True, (
             f"Token obtained from {client.token_url}: {token.token_type}, "
             f"expires in {token.expires_in()} s, {scope}"
         )
 
-    def _secrets(self) -> tuple[str, ...]:
-        return self._oauth_config.secrets if self._oauth_config else ()
+    def _secret_forms(self) -> tuple[str, ...]:
+        """The connection's secrets in every echoed form, and the current token."""
+        config = self._oauth_config
+        if config is None:
+            return ()
+        forms = config.secret_forms
+        if self._token_provider is not None:
+            token = self._token_provider.cache.get(config.cache_key)
+            if token is not None:
+                forms = (token.access_token, *forms)
+        return forms
 
 
 def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
@@ -237,7 +268,13 @@ def _parse_challenge(header: str) -> dict[str, str]:
     return {k: v for k, v in parsed.items() if isinstance(v, str)}
 
 
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+def _with_scheme(connection: Any, scheme: str) -> Any:
+    """A view of ``connection`` whose schema is ``scheme`` (the connection is not changed)."""
+
+    class _Schemed:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(connection, name)
+
+        schema = scheme
+
+    return _Schemed()

@@ -66,7 +66,7 @@ def test_credential_is_secret_or_private_key_or_tls_key(tmp_path: Path) -> None:
         client_cert=str(cert_file),
         client_cert_key=str(key_file),
     )
-    assert credential_of(tls) == key_file.read_bytes()
+    assert credential_of(tls) == cert_file.read_bytes() + b"\0" + key_file.read_bytes()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -96,7 +96,7 @@ def test_lock_excludes_other_clients_and_is_released(redis_url: str, raw: redis.
     with first.lock(KEY):
         assert raw.exists(_lock_name(KEY))
         ttl = raw.pttl(_lock_name(KEY))
-        assert 0 < ttl <= 30_000
+        assert 0 < ttl <= 600_000
 
         def other() -> None:
             with second.lock(KEY):

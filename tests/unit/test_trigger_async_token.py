@@ -104,6 +104,9 @@ def test_unreachable_token_endpoint() -> None:
 class CountingClient:
     """Stands in for AsyncTokenClient: each fetch takes ``latency`` s and is counted."""
 
+    max_duration = 60.0
+    known_token_url = None
+
     def __init__(self, lifetime: float = 3600, latency: float = 0.05) -> None:
         self.fetches = 0
         self.lifetime = lifetime
