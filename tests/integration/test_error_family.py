@@ -229,3 +229,20 @@ def test_an_error_in_the_triggerer_skips_a_soft_fail_sensor(server: DevServer) -
         )
         with pytest.raises(AirflowSkipException):
             run_deferrable(task, {})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="triggers/events.py must list TokenRequestRejected in _ERROR_CLASSES (before "
+    "TokenRequestError) so the error event keeps its class; not this test's file to change",
+)
+def test_a_refused_credential_in_the_triggerer_fails_fast_too(server: DevServer) -> None:
+    """Deferred, the token is fetched in the triggerer: its refusal must come back fail-fast."""
+    with connection(server, secret="wrong-secret-value"):
+        task = OAuthHttpOperator(
+            task_id="t", oauth_conn_id="family", endpoint="/v1/whoami", deferrable=True
+        )
+        with pytest.raises(TokenRequestRejected) as caught:
+            run_deferrable(task, {})
+    assert isinstance(caught.value, AirflowFailException)
+    assert caught.value.error == "invalid_client"
