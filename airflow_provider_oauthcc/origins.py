@@ -62,15 +62,19 @@ class OriginPolicy:
         self.api_origin = origin_of(api_url)
         self.allowed = frozenset(parse_allowed_origins(allowed))
 
-    def is_foreign(self, url: str, page_number: int) -> bool:
-        """False for the API's origin, True for an allowed other one; raises for the rest."""
+    def is_foreign(self, url: str, page_number: int, *, redirect: bool = False) -> bool:
+        """False for the API's origin, True for an allowed other one; raises for the rest.
+
+        ``redirect``: ``url`` is where the API redirected the request of page ``page_number``.
+        """
         origin = origin_of(url)
         if origin == self.api_origin:
             return False
         if origin in self.allowed:
             return True
+        where = "redirects to" if redirect else "is on"
         raise OriginNotAllowedError(
-            f"Page {page_number} is on {_shown(origin)}, not on the API's origin "
+            f"Page {page_number} {where} {_shown(origin)}, not the API's origin "
             f"{_shown(self.api_origin)}: stopped before sending anything there. If the API "
             f"really serves pages from there, add '{_shown(origin)}' to allowed_origins (it then "
             "gets the page URL only: no token, no headers, no request body)",

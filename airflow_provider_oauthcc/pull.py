@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urljoin
 
 import requests
 import tenacity
@@ -111,23 +112,9 @@ class PageFetcher:
     def _send(self, request: PageRequest, foreign: bool = False) -> requests.Response:
         options = {**self.options, **request.options}
         if foreign:
-            response = self._send_foreign(request, options)
+            response = self._send_foreign(request.url, self.method, options)
         else:
-            prepared = self.session.prepare_request(self._request(request))
-            settings = self.session.merge_environment_settings(
-                prepared.url,
-                proxies=self.session.proxies,
-                stream=self.session.stream,
-                verify=self.session.verify,
-                cert=self.session.cert,
-            )
-            self.log.debug("Sending %s to %s", self.method, prepared.url)
-            response = self.session.send(
-                prepared,
-                timeout=options.get("timeout"),
-                allow_redirects=options.get("allow_redirects", True),
-                **settings,
-            )
+            response = self._send_to_api(request, options)
         # Read the body here, inside the retry, even when streaming: an answer cut off
         # mid-body is then retried like a lost connection, not met later while parsing.
         _ = response.content
@@ -139,11 +126,50 @@ class PageFetcher:
             self.check_response(response)
         return response
 
-    def _send_foreign(self, request: PageRequest, options: Mapping[str, Any]) -> requests.Response:
-        """GET (or the pull's method) of the bare URL, straight through the transport adapter:
-        no session headers, auth, cookies, client certificate, body or task headers, and no
-        redirects followed."""
-        prepared = requests.Request(self.method, request.url).prepare()
+    def _send_to_api(self, request: PageRequest, options: Mapping[str, Any]) -> requests.Response:
+        """Through the session (token, headers, body). Redirects within the API's origin are
+        followed as requests follows them; one to another origin is checked before it is sent
+        (see ``_guard_redirect``) and, if allowed, fetched as a foreign page."""
+        prepared = self.session.prepare_request(self._request(request))
+        prepared.register_hook("response", self._guard_redirect)  # type: ignore[no-untyped-call]
+        settings = self.session.merge_environment_settings(
+            prepared.url,
+            proxies=self.session.proxies,
+            stream=self.session.stream,
+            verify=self.session.verify,
+            cert=self.session.cert,
+        )
+        self.log.debug("Sending %s to %s", self.method, prepared.url)
+        try:
+            return self.session.send(
+                prepared,
+                timeout=options.get("timeout"),
+                allow_redirects=options.get("allow_redirects", True),
+                **settings,
+            )
+        except _ForeignRedirect as redirect:
+            return self._send_foreign(redirect.url, redirect.method, options)
+
+    def _guard_redirect(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """A response hook: runs for every response, each redirect hop included, before
+        requests sends the next hop (with the session's headers and, on 307/308, the body)."""
+        target = self.session.get_redirect_target(response) if response.is_redirect else None
+        if target is None or self.origins is None:
+            return response
+        url = urljoin(response.url, target)
+        if self.origins.is_foreign(url, self._page_number, redirect=True):
+            response.close()
+            method = response.request.method or "GET"
+            if response.status_code not in (307, 308) and method != "HEAD":
+                method = "GET"  # what requests (and browsers) do for 301, 302, 303
+            raise _ForeignRedirect(url, method)
+        return response
+
+    def _send_foreign(self, url: str, method: str, options: Mapping[str, Any]) -> requests.Response:
+        """``method`` on the bare URL, straight through the transport adapter: no session
+        headers, auth, cookies, client certificate, body or task headers, and no redirects
+        followed."""
+        prepared = requests.Request(method, url).prepare()
         settings = self.session.merge_environment_settings(
             prepared.url,
             proxies=self.session.proxies,
@@ -152,9 +178,9 @@ class PageFetcher:
             cert=None,
         )
         self.log.info(
-            "Page %d: fetching %s from an allowed other origin",
+            "Page %d: fetching it from %s, an allowed other origin (URL only)",
             self._page_number,
-            origin_of(request.url),
+            origin_of(url),
         )
         adapter = self.session.get_adapter(prepared.url or "")
         response = adapter.send(
@@ -168,9 +194,9 @@ class PageFetcher:
         if response.is_redirect:
             response.close()
             raise OriginNotAllowedError(
-                f"Page {self._page_number} on {origin_of(request.url)} answered with a redirect "
+                f"Page {self._page_number} on {origin_of(url)} answered with a redirect "
                 f"(HTTP {response.status_code}); redirects from other origins are not followed",
-                origin=origin_of(request.url),
+                origin=origin_of(url),
             )
         return response
 
@@ -203,6 +229,15 @@ class PageFetcher:
             state.attempt_number,
             wait,
         )
+
+
+class _ForeignRedirect(Exception):
+    """Raised from a response hook to stop requests at a redirect to an allowed other origin."""
+
+    def __init__(self, url: str, method: str) -> None:
+        super().__init__(url)
+        self.url = url
+        self.method = method
 
 
 # The API broke the connection after it began to answer: a retry may do better; if not, the

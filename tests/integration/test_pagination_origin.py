@@ -227,3 +227,44 @@ def test_any_paginator_is_held_to_the_origin(
 def test_allowed_origins_are_checked_when_the_dag_is_parsed(allowed: Any, error: str) -> None:
     with pytest.raises((TypeError, ValueError), match=error):
         OAuthHttpOperator(task_id="t", endpoint="/x", allowed_origins=allowed)
+
+
+# -- redirects: the same rule for a Location the API answers with --------------------------------
+
+
+def test_a_redirect_to_another_origin_is_not_followed_by_default(
+    conn: str, api: CannedServer, elsewhere: CannedServer
+) -> None:
+    api.add(Canned(307, "", {"Location": f"{elsewhere.url}/latest/meta-data"}))
+    last_page(elsewhere)
+    with pytest.raises(OriginNotAllowedError, match=r"Page 1 redirects to http://127\.0\.0\.1"):
+        operator(conn, NextUrlPaginator("next")).execute({})
+    assert elsewhere.requests == []
+    assert_api_got_everything(api)
+
+
+def test_a_redirect_to_an_allowed_origin_gets_the_url_only(
+    conn: str, api: CannedServer, elsewhere: CannedServer
+) -> None:
+    api.add(Canned(307, "", {"Location": f"{elsewhere.url}/export/part-1?sig=abc"}))
+    last_page(elsewhere)
+    task = operator(conn, NextUrlPaginator("next"), allowed_origins=[elsewhere.url])
+    assert task.execute({}) == [{"id": 2}]
+    [seen] = elsewhere.requests
+    assert seen.path == "/export/part-1?sig=abc"
+    assert "authorization" not in {k.lower() for k in seen.headers}
+    assert "x-conn-key" not in {k.lower() for k in seen.headers} and seen.body == b""
+
+
+def test_a_redirect_within_the_api_is_followed_as_before(
+    conn: str, api: CannedServer, elsewhere: CannedServer
+) -> None:
+    api.add(Canned(302, "", {"Location": "/v1/search-results"}))
+    page_one(api)
+    assert operator(conn, NextUrlPaginator("next"), method="GET").execute({}) == [{"id": 1}]
+    assert [seen.path.split("?")[0] for seen in api.requests] == [
+        "/v1/search",
+        "/v1/search-results",
+    ]
+    assert api.requests[1].headers["X-Conn-Key"] == CONN_HEADER
+    assert elsewhere.requests == []
