@@ -80,10 +80,14 @@ class BearerAuth(AuthBase):
             # the token to that host.
             return response
         request = response.request.copy()
+        # The rejected token is dropped either way, so the next request gets a fresh one.
+        self.provider.invalidate(token)
         if not _rewind(request, body_position):
+            response.oauthcc_not_replayed = (  # type: ignore[attr-defined]
+                "its body is a stream that cannot be sent again (pass bytes or a seekable file)"
+            )
             return response
         log.info("API answered 401; refreshing the OAuth token and replaying the request once")
-        self.provider.invalidate(token)
         fresh = self.provider.get_token()
         # Free the connection before reusing it for the replay.
         _ = response.content

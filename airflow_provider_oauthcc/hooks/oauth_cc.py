@@ -152,7 +152,7 @@ class OAuthCCHook(HttpHook):
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
         config = self.oauth_config
-        session = requests.Session()
+        session: requests.Session = _ConnectionSession()
         session.auth = BearerAuth(self.token_provider, self.base_url)
         self.merged_extra = request_options(config, extra_options or {})
         session.verify = self.merged_extra.get("verify", config.verify)
@@ -211,6 +211,23 @@ class OAuthCCHook(HttpHook):
         return forms
 
 
+class _ConnectionSession(requests.Session):
+    """A session whose ``verify`` is the connection's, whatever the environment says.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's ``verify``
+    (psf/requests#3829): a CA bundle or ``false`` set on the connection would be ignored on
+    machines that export one. Only a ``verify`` given for one request wins over the session's.
+    """
+
+    def merge_environment_settings(  # type: ignore[override]
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        settings = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
+        if verify is None:
+            settings["verify"] = self.verify
+        return settings
+
+
 def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
     """What HttpHook.run_and_check reads (timeout, allow_redirects, check_response) and more."""
     options: dict[str, Any] = {"timeout": config.timeout}
@@ -229,8 +246,15 @@ def api_error(response: requests.Response) -> ApiError:
         challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
         error, description = challenge.get("error"), challenge.get("error_description")
         detail = f" ({error}: {description})" if description else f" ({error})" if error else ""
+        not_replayed = getattr(response, "oauthcc_not_replayed", None)
+        why = (
+            f"the API rejected the token; the request was not replayed with a fresh one: "
+            f"{not_replayed}"
+            if not_replayed
+            else "the API rejected the token, also after a refresh"
+        )
         return ApiUnauthorizedError(
-            f"{message}: the API rejected the token, also after a refresh{detail}",
+            f"{message}: {why}{detail}",
             status=status,
             error=error,
             error_description=description,

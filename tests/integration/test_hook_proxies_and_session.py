@@ -143,14 +143,7 @@ def test_proxy_password_is_in_no_error_or_log(
 # -- session options ------------------------------------------------------------------------------
 
 
-ENV_CA_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="get_conn() session: REQUESTS_CA_BUNDLE in the environment overrides the configured "
-    "verify (requests merges it over session.verify when trust_env is on); fix in the hook",
-)
-
-
-@pytest.mark.parametrize("verify_ssl", [pytest.param(False, marks=ENV_CA_BUG), True])
+@pytest.mark.parametrize("verify_ssl", [False, True])
 def test_get_conn_verify_ssl_decides_for_the_api(
     tls_server: DevServer, pki: DevPKI, verify_ssl: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,7 +158,6 @@ def test_get_conn_verify_ssl_decides_for_the_api(
         assert session.get(f"{tls_server.api_url}/v1/whoami", timeout=30).status_code == 200
 
 
-@ENV_CA_BUG
 def test_get_conn_session_trusts_the_configured_ca(
     tls_server: DevServer, pki: DevPKI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,11 +74,6 @@ def test_non_seekable_body_is_not_replayed(
     assert [c.status for c in captures] == [401], "a half-read stream was sent again"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requests_auth.py (lead): a 401 on a non-seekable body is returned as is, and the "
-    "hook says 'the API rejected the token, also after a refresh', which did not happen",
-)
 def test_non_seekable_body_401_says_why_it_was_not_replayed(
     server: DevServer, hook: OAuthCCHook, pipe_body: BinaryIO
 ) -> None:
