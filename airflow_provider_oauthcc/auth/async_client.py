@@ -67,7 +67,7 @@ class AsyncTokenClient:
         self._authenticator = ClientAuthenticator(config)
         self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
         self._token_url = config.token_url
-        self._trust_env = bool(config.session_options.get("trust_env", True))
+        self._trust_env = config.trust_env
         warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
         masking.mask(*config.secrets)
 

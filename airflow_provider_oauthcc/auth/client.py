@@ -94,7 +94,7 @@ class TokenClient:
         self._session = requests.Session()
         self._session.verify = config.verify
         warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
-        self._session.trust_env = True
+        self._session.trust_env = config.trust_env
         if config.proxies:
             self._session.proxies.update(config.proxies)
         if config.auth_method == "tls_client_auth" and config.client_cert:

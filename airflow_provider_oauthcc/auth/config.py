@@ -176,6 +176,7 @@ class ClientConfig:
             _check_file("client_cert", client_cert)
             if client_cert_key:
                 _check_file("client_cert_key", client_cert_key)
+        _bool(extras, "trust_env", True)  # validated now, read through .trust_env
         unknown = tuple(sorted(set(extras) - OAUTH_KEYS - SESSION_KEYS))
         return cls(
             client_id=str(client_id).strip(),
@@ -244,6 +245,11 @@ class ClientConfig:
             if path:
                 pieces.append(_read_credential_file(path))
         return b"\0".join(pieces)
+
+    @property
+    def trust_env(self) -> bool:
+        """The ``trust_env`` extra (proxies and CA bundles from the environment), default on."""
+        return _bool(self.session_options, "trust_env", True)
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -520,3 +520,15 @@ def _fresh_discovery() -> Iterator[None]:
     discovery.clear_cache()
     yield
     discovery.clear_cache()
+
+
+def test_trust_env_false_keeps_the_token_request_away_from_environment_proxies(
+    canned: CannedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that does not exist: honouring it would fail the request.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    canned.add_json(200, OK)
+    assert client_for(canned, trust_env="false").fetch_token().access_token == "tok-1"
+    with pytest.raises(OAuthCCConfigError, match="trust_env"):
+        config_for(BASE["auth_url"], trust_env="maybe")
