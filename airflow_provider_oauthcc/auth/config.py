@@ -269,6 +269,11 @@ class ClientConfig:
         return secret_forms(self.secrets, self.client_id)
 
 
+def as_flag(key: str, value: Any) -> bool:
+    """``value`` as a boolean the way connection extras are read ("false" is False)."""
+    return _bool({key: value}, key, False)
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False

@@ -13,7 +13,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
 from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
-from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.config import ClientConfig, as_flag
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.redact import scrub
@@ -158,8 +158,8 @@ class OAuthCCHook(HttpHook):
         session.verify = self.merged_extra.get("verify", config.verify)
         warn_if_unverified(session.verify, self.base_url, "API")
         session.proxies = dict(config.proxies or {})
-        session.stream = bool(self.merged_extra.get("stream", False))
-        session.trust_env = bool(self.merged_extra.get("trust_env", True))
+        session.stream = as_flag("stream", self.merged_extra.get("stream", False))
+        session.trust_env = as_flag("trust_env", self.merged_extra.get("trust_env", True))
         if "max_redirects" in self.merged_extra:
             session.max_redirects = int(self.merged_extra["max_redirects"])
         if "cert" in self.merged_extra:
