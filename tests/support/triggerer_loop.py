@@ -53,10 +53,11 @@ def run_bounded(
     finally:
         _clean_up(loop, executor)
         report.busy_pool_threads = _threads_still_alive(executor, grace=10.0)
+        lifelong = _process_wide_threads()
         report.new_non_daemon_threads = [
             t.name
             for t in threading.enumerate()
-            if t not in before and not t.daemon and t.is_alive()
+            if t not in before and t not in lifelong and not t.daemon and t.is_alive()
         ]
 
 
@@ -75,6 +76,18 @@ def _clean_up(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor) -> 
             task.cancel()
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def _process_wide_threads() -> set[threading.Thread]:
+    """Threads that live as long as the process by design, whoever starts them first: the one
+    thread of asgiref's ``sync_to_async(thread_sensitive=True)``, which Airflow reads
+    connections through."""
+    try:
+        from asgiref.sync import SyncToAsync
+    except ImportError:
+        return set()
+    executor = getattr(SyncToAsync, "single_thread_executor", None)
+    return set(getattr(executor, "_threads", ()))
 
 
 def _pool_threads(executor: ThreadPoolExecutor) -> list[threading.Thread]:
