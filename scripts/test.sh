@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, types, and the whole suite on the newest and the oldest supported Airflow.
+# `make test`: lint, types, the built wheel in a clean virtualenv, and the whole suite on the
+# newest and the oldest supported Airflow.
 # Prints how long each stage took. `scripts/test.sh lint` runs only the static checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +32,6 @@ stage "types: mypy (strict)" .venv/bin/mypy
 airflow_version() { "$1/bin/python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'; }
 AIRFLOW_VERSION=$(airflow_version .venv)
 FLOOR_VERSION=$(airflow_version .venv-floor)
+stage "wheel: build, install, dags test" scripts/test-wheel.sh
 stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv
 stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor

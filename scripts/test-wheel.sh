@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The built artifact as a user gets it: `uv build` makes the sdist and the wheel; the wheel (not
+# an editable install) goes into a clean virtualenv under /tmp with the locked newest versions
+# as constraints; then, from outside the repository:
+#   - the distributions' contents and metadata (scripts/check_dist.py, twine check),
+#   - `airflow providers list`, `providers hooks`, `providers triggers` show the provider,
+#   - the example DAG oauthcc_incremental_pull runs with `airflow dags test` against the
+#     local authorization server and API (started from the repository's .venv; the DAG and the
+#     provider run in the clean virtualenv).
+# Usage: scripts/test-wheel.sh [--keep]   (--keep leaves the work folder for a look)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+scripts/ensure-env.sh
+if command -v uv >/dev/null 2>&1; then UV=(uv); else UV=(python3 -m uv); fi
+
+WORK=$(mktemp -d /tmp/oauthcc-wheel.XXXXXX)
+VENV=$WORK/venv
+STATE=$WORK/devserver.json
+server_pid=
+finish() {
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  if [[ "${1:-}" != "--keep" ]]; then rm -rf "$WORK"; else echo "   kept $WORK"; fi
+}
+trap 'finish "${KEEP:-}"' EXIT
+[[ "${1:-}" == "--keep" ]] && KEEP=--keep
+fail() { echo "wheel test failed: $*" >&2; exit 1; }
+
+echo "== uv build (sdist + wheel)"
+"${UV[@]}" build --quiet --out-dir "$WORK/dist" >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; exit 1; }
+.venv/bin/python scripts/check_dist.py "$WORK/dist"
+.venv/bin/twine check --strict "$WORK"/dist/* >"$WORK/twine.log" 2>&1 || { cat "$WORK/twine.log" >&2; exit 1; }
+echo "   twine check --strict: PASSED (long description renders)"
+
+echo "== a clean virtualenv with the wheel and the locked newest versions"
+"${UV[@]}" export --frozen --quiet --format requirements-txt --no-hashes --no-emit-project \
+  --no-default-groups --group airflow-latest --all-extras -o "$WORK/constraints.txt"
+"${UV[@]}" venv --quiet --python "$(.venv/bin/python -c 'import sys; print(sys.executable)')" "$VENV"
+WHEEL=$(ls "$WORK"/dist/*.whl)
+"${UV[@]}" pip install --quiet --python "$VENV/bin/python" -c "$WORK/constraints.txt" \
+  "$WHEEL[redis]" "apache-airflow==$(.venv/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
+
+cd "$WORK"  # nothing from the repository is importable from here
+export AIRFLOW_HOME=$WORK/airflow-home
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_FOLDER=$WORK/dags
+export OAUTHCC_EXAMPLE_OUTPUT=file://$WORK/output
+mkdir -p "$WORK/dags"
+cp "$REPO/dags_examples/example_incremental_pull.py" "$WORK/dags/"
+AIRFLOW=$VENV/bin/airflow
+
+"$VENV/bin/python" - "$VENV" <<'EOF'
+import sys
+from pathlib import Path
+
+import airflow_provider_oauthcc as package
+
+where = Path(package.__file__).resolve()
+if not where.is_relative_to(Path(sys.argv[1]).resolve()):
+    sys.exit(f"airflow_provider_oauthcc imported from {where}, not from the wheel")
+print(f"   airflow_provider_oauthcc {package.__version__} from {where.parent}")
+EOF
+
+echo "== airflow providers list / hooks / triggers"
+"$AIRFLOW" providers list -o plain >"$WORK/providers.txt" 2>"$WORK/providers.err" || { cat "$WORK/providers.err" >&2; exit 1; }
+VERSION=$("$VENV/bin/python" -c 'import airflow_provider_oauthcc as p; print(p.__version__)')
+grep -E "^airflow-provider-oauthcc\s+.*\s$VERSION\s*$" "$WORK/providers.txt" | sed 's/  */ /g; s/^/   /' \
+  || fail "airflow providers list does not show airflow-provider-oauthcc $VERSION"
+"$AIRFLOW" providers hooks -o plain >"$WORK/hooks.txt" 2>/dev/null
+grep -E "^oauth2_client_credentials\s+airflow_provider_oauthcc\.hooks\.oauth_cc\.OAuthCCHook\s.*airflow-provider-oauthcc" "$WORK/hooks.txt" | sed 's/  */ /g; s/^/   /' \
+  || fail "airflow providers hooks does not show oauth2_client_credentials"
+"$AIRFLOW" providers triggers -o plain >"$WORK/triggers.txt" 2>/dev/null
+grep -E "^airflow-provider-oauthcc\s+airflow_provider_oauthcc\.triggers\.oauth_http\s" "$WORK/triggers.txt" | sed 's/  */ /g; s/^/   /' \
+  || fail "airflow providers triggers does not show the OAuthHttpTrigger module"
+
+echo "== airflow dags test oauthcc_incremental_pull against the local servers"
+DEVSERVER_DEMO_SECRET=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(24))')
+export DEVSERVER_DEMO_SECRET
+(cd "$REPO" && exec .venv/bin/python -m devserver --state-file "$STATE" --dataset-size 500) \
+  >"$WORK/devserver.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 150); do
+  [[ -s $STATE ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$WORK/devserver.log" >&2; exit 1; }
+  sleep 0.2
+done
+[[ -s $STATE ]] || fail "the devserver did not start within 30 s"
+AIRFLOW_CONN_EXAMPLE_API=$("$VENV/bin/python" - "$STATE" <<'EOF'
+import json, os, sys
+state = json.load(open(sys.argv[1]))
+print(json.dumps({
+    "conn_type": "oauth2_client_credentials",
+    "host": state["api_url"],
+    "login": "demo-client",
+    "password": os.environ["DEVSERVER_DEMO_SECRET"],
+    "extra": {"auth_url": state["token_url"], "scope": "read"},
+}))
+EOF
+)
+export AIRFLOW_CONN_EXAMPLE_API
+"$AIRFLOW" db migrate >"$WORK/db-migrate.log" 2>&1 || { tail -n 40 "$WORK/db-migrate.log" >&2; exit 1; }
+"$AIRFLOW" dags test oauthcc_incremental_pull 2024-03-01T00:00:00+00:00 \
+  --conf '{"updated_since": "2024-01-01T00:00:00+00:00"}' >"$WORK/dags-test.log" 2>&1 \
+  || { tail -n 60 "$WORK/dags-test.log" >&2; fail "airflow dags test exited non-zero"; }
+"$VENV/bin/python" - "$WORK/dags-test.log" "$WORK/output" <<'EOF'
+import re, sys
+from pathlib import Path
+
+log = re.sub(r"\x1b\[[0-9;]*m", "", Path(sys.argv[1]).read_text())
+finished = re.search(r"DagRun Finished: dag_id=(\S+), .*?state=(\w+)", log)
+if not finished or finished.group(2) != "success":
+    sys.exit(f"the DAG run did not succeed (log: {sys.argv[1]})")
+files = sorted(Path(sys.argv[2]).rglob("*.jsonl"))
+lines = sum(1 for f in files for _ in f.open("rb"))
+if len(files) != 1 or lines != 500:
+    sys.exit(f"expected one output file of 500 records, found {len(files)} files, {lines} lines")
+print(f"   {finished.group(1)}: {finished.group(2)}, {lines} records in {files[0].name}")
+EOF
+echo "== the wheel works"
