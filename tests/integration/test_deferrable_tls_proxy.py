@@ -89,15 +89,17 @@ def test_verify_false_works_with_one_warning_per_host(
     caplog.set_level(logging.WARNING, logger=TLS_LOGGER)
     for _ in range(3):
         whoami(trigger_event(server, verify=False))
-    lines = [r.getMessage() for r in caplog.records if r.name == TLS_LOGGER]
-    assert lines == [
-        f"TLS certificate verification is off for the token endpoint {server.issuer} "
-        "('verify': false): anyone on the network path can pose as it. "
-        "Set 'verify' to the CA bundle path instead.",
-        f"TLS certificate verification is off for the API {server.api_url} "
-        "('verify': false): anyone on the network path can pose as it. "
-        "Set 'verify' to the CA bundle path instead.",
-    ]
+    lines = sorted(r.getMessage() for r in caplog.records if r.name == TLS_LOGGER)
+    assert lines == sorted(
+        [
+            f"TLS certificate verification is off for the token endpoint {server.issuer} "
+            "('verify': false): anyone on the network path can pose as it. "
+            "Set 'verify' to the CA bundle path instead.",
+            f"TLS certificate verification is off for the API {server.api_url} "
+            "('verify': false): anyone on the network path can pose as it. "
+            "Set 'verify' to the CA bundle path instead.",
+        ]
+    )
 
 
 def mtls_extra(pki: DevPKI, cert: Path, key: Path) -> dict[str, Any]:
