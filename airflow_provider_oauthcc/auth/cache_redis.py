@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCacheError
 from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
@@ -76,7 +76,7 @@ class RedisTokenCache:
         return "RedisTokenCache(<url hidden>)"
 
     def get(self, key: str) -> Token | None:
-        blob = self._client().get(_entry_name(key))
+        blob = cast("bytes | None", self._client().get(_entry_name(key)))
         if blob is None:
             return None
         token = self._cipher.open(key, _as_bytes(blob))
@@ -95,13 +95,14 @@ class RedisTokenCache:
 
     def invalidate(self, key: str, token: Token) -> bool:
         client = self._client()
-        blob = client.get(_entry_name(key))
+        blob = cast("bytes | None", client.get(_entry_name(key)))
         if blob is None:
             return False
         current = self._cipher.open(key, _as_bytes(blob))
         if current is None or current.access_token != token.access_token:
             return False
-        deleted = client.eval(_DELETE_IF_UNCHANGED, 1, _entry_name(key), blob)
+        # redis-py's stubs want str arguments; bytes are what it sends as they are.
+        deleted = cast(Any, client).eval(_DELETE_IF_UNCHANGED, 1, _entry_name(key), blob)
         return bool(deleted)
 
     @contextlib.contextmanager
