@@ -22,8 +22,10 @@ from airflow_provider_oauthcc.auth.errors import (
     OAuthCCConfigError,
     OAuthCCError,
     TokenRequestError,
+    TokenRequestRejected,
     TokenResponseError,
 )
+from airflow_provider_oauthcc.auth.redact import scrub, secret_forms
 
 SUCCESS = "success"
 ERROR = "error"
@@ -36,9 +38,11 @@ TOO_LARGE = "too_large"
 MAX_EVENT_BODY = 256 * 1024
 
 # The classes an error event can name, most specific first.
+_TEXT_LIMIT = 2000
 _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
     OAuthCCConfigError,
     TokenResponseError,
+    TokenRequestRejected,
     TokenRequestError,
     ApiUnauthorizedError,
     ApiError,
@@ -108,7 +112,11 @@ def encode_error(error: BaseException, secrets: tuple[str, ...] = ()) -> dict[st
         value = getattr(error, name, None) if kind is not None else None
         if value is not None:
             data[name] = value
-    return {k: _scrub(v, secrets) if isinstance(v, str) else v for k, v in data.items()}
+    forms = secret_forms(secrets)
+    # Scrubbed before any cut: the event is stored in the metadata database.
+    return {
+        k: scrub(v, forms, limit=_TEXT_LIMIT) if isinstance(v, str) else v for k, v in data.items()
+    }
 
 
 def decode_error(data: dict[str, Any]) -> OAuthCCError:
@@ -138,10 +146,3 @@ def decode_error(data: dict[str, Any]) -> OAuthCCError:
     if kind is ApiConnectionError:
         return ApiConnectionError(message, request_sent=bool(data.get("request_sent", True)))
     return kind(message)
-
-
-def _scrub(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text

@@ -231,11 +231,6 @@ def test_an_error_in_the_triggerer_skips_a_soft_fail_sensor(server: DevServer) -
             run_deferrable(task, {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="triggers/events.py must list TokenRequestRejected in _ERROR_CLASSES (before "
-    "TokenRequestError) so the error event keeps its class; not this test's file to change",
-)
 def test_a_refused_credential_in_the_triggerer_fails_fast_too(server: DevServer) -> None:
     """Deferred, the token is fetched in the triggerer: its refusal must come back fail-fast."""
     with connection(server, secret="wrong-secret-value"):

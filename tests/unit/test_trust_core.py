@@ -532,3 +532,12 @@ def test_trust_env_false_keeps_the_token_request_away_from_environment_proxies(
     assert client_for(canned, trust_env="false").fetch_token().access_token == "tok-1"
     with pytest.raises(OAuthCCConfigError, match="trust_env"):
         config_for(BASE["auth_url"], trust_env="maybe")
+
+
+def test_item6_trigger_error_events_scrub_every_form_before_they_are_stored() -> None:
+    from airflow_provider_oauthcc.triggers.events import encode_error
+
+    echoed = base64.b64encode(f"app:{SECRET}".encode()).decode()
+    event = encode_error(TokenRequestError(f"refused Basic {echoed} " + "z" * 5000), (SECRET,))
+    assert echoed not in event["message"] and leaked_piece(event["message"], echoed) is None
+    assert len(event["message"]) < 2100
