@@ -184,7 +184,9 @@ def test_token_expiring_while_deferred_is_refreshed_in_the_triggerer(server: Dev
     assert time.monotonic() - started >= 3.0
     # One token for the task's own check, then one per second of the 2-second tokens.
     assert server.stats.token_requests >= 3
-    assert set(server.stats.api_requests_by_status) == {200}  # refreshed before expiry
+    # Refreshed before expiry: the early-refresh margin of a 2 s token is 1 s, so a poll stalled
+    # longer than that on a loaded machine may meet one 401 (then refreshed and replayed).
+    assert server.stats.api_requests_by_status.get(401, 0) <= 1
 
 
 def test_deferrable_mode_error_fails_the_task_with_api_error(server: DevServer, conn: str) -> None:
