@@ -138,8 +138,9 @@ class OAuthCCAsyncHook(BaseHook):
         )
 
     def secrets(self) -> tuple[str, ...]:
-        """The connection's secrets once it was read, to scrub from anything kept or shown."""
-        return self._provider.config.secrets if self._provider else ()
+        """The connection's secrets, in every form a server may echo them, once it was read:
+        to scrub from anything kept or shown."""
+        return self._provider.config.secret_forms if self._provider else ()
 
     def url_from_endpoint(self, endpoint: str | None) -> str:
         """``endpoint`` joined to the API base URL as HttpHook joins it, or as is when it is an

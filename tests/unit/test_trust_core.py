@@ -538,6 +538,7 @@ def test_item6_trigger_error_events_scrub_every_form_before_they_are_stored() ->
     from airflow_provider_oauthcc.triggers.events import encode_error
 
     echoed = base64.b64encode(f"app:{SECRET}".encode()).decode()
-    event = encode_error(TokenRequestError(f"refused Basic {echoed} " + "z" * 5000), (SECRET,))
+    forms = config_for(BASE["auth_url"]).secret_forms  # what the trigger's hook hands over
+    event = encode_error(TokenRequestError(f"refused Basic {echoed} " + "z" * 5000), forms)
     assert echoed not in event["message"] and leaked_piece(event["message"], echoed) is None
     assert len(event["message"]) < 2100
