@@ -16,11 +16,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devserver import DevServer
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 COMPACT_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+#: Any three base64url segments joined by dots: a JWS in compact form, whatever its header.
+THREE_PART = re.compile(
+    r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{4,})\.([A-Za-z0-9_-]{4,})\.([A-Za-z0-9_-]{4,})"
+)
+#: A base64url run that starts like an encoded JSON object (``{"``, ``{ `` or ``{\n``).
+JSON_SEGMENT = re.compile(r"(?<![A-Za-z0-9_-])e(?:yJ|yA|wo)[A-Za-z0-9_-]{13,}")
 #: Shorter fragments (the last line of a PEM, say) would match by chance.
 MIN_FRAGMENT = 16
 
@@ -93,11 +100,15 @@ def find_leaks(
     *,
     issuers: Iterable[str] = (),
     ignore_line: Callable[[str], bool] | None = None,
+    allow_jwt: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[Leak]:
-    """Each place a secret appears, and each JWT whose ``iss`` is one of ``issuers``.
+    """Each place a secret appears, each JWT whose ``iss`` is one of ``issuers``, and each
+    value shaped like a JWT (see ``jwt_shapes``), whoever issued it.
 
     Colour codes are removed first (a value split by them still counts). Lines for which
-    ``ignore_line`` is true are skipped.
+    ``ignore_line`` is true are skipped. ``allow_jwt`` gets the claims of each JWT found by
+    shape (``{}`` if its payload is not JSON) and may set aside one that is not a credential
+    of this provider (none is allowed by default).
     """
     by_value: dict[str, str] = {}
     for secret in secrets:
@@ -113,8 +124,48 @@ def find_leaks(
                 issuer = jwt_issuer(candidate)
                 if issuer is not None and issuer in known_issuers:
                     kinds.add(f"JWT issued by or for {issuer}")
+            kinds |= jwt_shapes(line, known_issuers, allow_jwt)
             leaks += [Leak(source, number, kind) for kind in sorted(kinds)]
     return leaks
+
+
+def jwt_shapes(
+    line: str,
+    issuers: set[str],
+    allow_jwt: Callable[[dict[str, Any]], bool] | None = None,
+) -> set[str]:
+    """What in ``line`` looks like a JWT, by shape rather than by value:
+
+    - three base64url segments joined by dots whose first decodes to a JSON object with an
+      ``alg`` (a JWS header): any such token, whoever issued it, unless ``allow_jwt`` allows
+      its claims;
+    - a lone base64url segment that decodes to a JSON object whose ``iss`` or ``sub`` is one
+      of ``issuers`` (a token's payload, cut from its header and signature).
+    """
+    kinds: set[str] = set()
+    for header, payload, _ in THREE_PART.findall(line):
+        decoded = _json_object(header)
+        if decoded is None or "alg" not in decoded:
+            continue
+        claims = _json_object(payload) or {}
+        if allow_jwt is None or not allow_jwt(claims):
+            kinds.add("a JWT (by shape)")
+    for segment in JSON_SEGMENT.findall(line):
+        claims = _json_object(segment)
+        if claims is None:
+            continue
+        for claim in ("iss", "sub"):
+            if isinstance(claims.get(claim), str) and claims[claim] in issuers:
+                kinds.add(f"JWT payload issued by or for {claims[claim]} (by shape)")
+    return kinds
+
+
+def _json_object(segment: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def jwt_issuer(token: str) -> str | None:
