@@ -4,14 +4,15 @@ A next-page link is data from the API. Followed blindly, a hostile or compromise
 point the worker at another host (a cloud metadata endpoint, an internal service) with the
 connection's headers and the request body. So a page on another origin stops the pull, unless
 the task lists that origin in ``allowed_origins``; even then it gets the URL only.
+
+Light to import (the standard library only): the operator checks ``allowed_origins`` when a
+DAG file is parsed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from urllib.parse import urlsplit
-
-from airflow_provider_oauthcc.auth.errors import OriginNotAllowedError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -72,6 +73,8 @@ class OriginPolicy:
             return False
         if origin in self.allowed:
             return True
+        from airflow_provider_oauthcc.auth.errors import OriginNotAllowedError
+
         where = "redirects to" if redirect else "is on"
         raise OriginNotAllowedError(
             f"Page {page_number} {where} {_shown(origin)}, not the API's origin "

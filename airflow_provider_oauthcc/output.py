@@ -7,13 +7,18 @@ pull never a duplicated one, and a failed re-run keeps the previous complete fil
 
 On a local file system the move is an atomic rename. Object stores (S3, GCS, ...) have no
 rename: fsspec copies then deletes, and the final object still only appears once complete.
+
+Writes go straight to the file system's file object (one write per page), not through
+``ObjectStoragePath.open``, whose wrapper reports hook lineage on every write and for the
+temporary path; the final path is reported once, when it is published. ``abort`` (a task's
+``on_kill``) discards the temporary output from another thread, multipart upload included.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
+import threading
 from collections.abc import Iterable
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
@@ -23,7 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+class OutputAborted(RuntimeError):
+    """The writer was aborted (the task is being stopped): nothing is published."""
 
 
 def as_storage_path(target: ObjectStoragePath | str) -> ObjectStoragePath:
@@ -41,7 +48,8 @@ class JsonLinesWriter:
     """Writes records as JSON Lines to ``target`` atomically; use it as a context manager.
 
     ``records`` and ``bytes`` count what was written. Leaving the ``with`` block normally
-    publishes the file at ``target``; leaving it with an exception discards it.
+    publishes the file at ``target``; leaving it with an exception, or after ``abort``,
+    discards it.
     """
 
     def __init__(self, target: ObjectStoragePath | str) -> None:
@@ -49,25 +57,49 @@ class JsonLinesWriter:
         self.partial = self.target.parent / f".{self.target.name}.{secrets.token_hex(6)}.partial"
         self.records = 0
         self.bytes = 0
+        self.aborted = False
         self._file: IO[bytes] | None = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> Self:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.partial.open("wb")  # type: ignore[no-untyped-call,unused-ignore]
+        self._file = self.target.fs.open(self.partial.path, "wb")
         return self
 
     def write(self, records: Iterable[Any]) -> int:
         """Append records, one JSON document per line; returns the bytes written."""
-        if self._file is None:
+        from airflow_provider_oauthcc.json_codec import json_lines
+
+        file = self._file
+        if file is None:
+            if self.aborted:
+                raise OutputAborted(f"the output to {self.target} was aborted")
             raise RuntimeError("JsonLinesWriter is not open; use it in a with block")
-        lines = [_encode(record) for record in records]
-        if not lines:
+        data, count = json_lines(records)
+        if not count:
             return 0
-        data = ("\n".join(lines) + "\n").encode()
-        self._file.write(data)
-        self.records += len(lines)
+        file.write(data)
+        self.records += count
         self.bytes += len(data)
         return len(data)
+
+    def abort(self) -> None:
+        """Discard the temporary output now and publish nothing; callable from any thread.
+
+        A multipart upload in progress (S3) is aborted rather than completed.
+        """
+        with self._lock:
+            self.aborted = True
+            file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.discard()  # type: ignore[attr-defined]  # fsspec: abort a multipart upload
+            except Exception:
+                log.debug("No upload to abort for %s", self.partial, exc_info=True)
+        try:
+            self._discard(file)
+        except Exception:  # closing a discarded upload may fail; the partial is gone
+            log.debug("Closing the aborted output %s failed", self.partial, exc_info=True)
 
     def __exit__(
         self,
@@ -75,10 +107,14 @@ class JsonLinesWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        file, self._file = self._file, None
+        with self._lock:
+            file, self._file = self._file, None
+            aborted = self.aborted
         if exc_type is not None:
             self._discard(file)
             return
+        if aborted:
+            raise OutputAborted(f"the output to {self.target} was aborted; nothing was published")
         try:
             if file is not None:
                 file.close()
@@ -86,6 +122,7 @@ class JsonLinesWriter:
         except BaseException:
             self._discard(None)
             raise
+        _report_output(self.target)
 
     def _discard(self, file: IO[bytes] | None) -> None:
         try:
@@ -96,3 +133,10 @@ class JsonLinesWriter:
                 self.partial.unlink(missing_ok=True)
             except Exception:
                 log.warning("Could not delete the temporary file %s", self.partial, exc_info=True)
+
+
+def _report_output(target: ObjectStoragePath) -> None:
+    """Hook-level lineage: the published path is this task's output (once, the final path)."""
+    from airflow.providers.common.compat.sdk import get_hook_lineage_collector
+
+    get_hook_lineage_collector().add_output_asset(context=target, uri=str(target))

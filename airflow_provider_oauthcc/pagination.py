@@ -65,7 +65,7 @@ class PageRequest:
 
 
 class Page:
-    """One fetched page. ``body`` is parsed on first use only."""
+    """One fetched page. ``body`` is parsed on first use only (orjson when installed)."""
 
     def __init__(self, number: int, request: PageRequest, response: requests.Response) -> None:
         self.number = number
@@ -75,7 +75,12 @@ class Page:
 
     @cached_property
     def body(self) -> Any:
-        return self.response.json()
+        from airflow_provider_oauthcc.json_codec import loads
+
+        try:
+            return loads(self.response.content)
+        except ValueError:
+            return self.response.json()  # requests' reading (another charset) or its error
 
 
 class Paginator(ABC):

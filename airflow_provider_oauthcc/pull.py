@@ -2,8 +2,9 @@
 
 ``PageFetcher`` sends one page's request the way ``HttpHook.run`` does (data as query
 parameters for GET, as the body otherwise; the hook's extra options) with a retry policy per
-page, and only to the API's origin (or, with the URL alone, to an origin the task allowed). ``PagePull`` walks a paginator from the first page to the last, one page in memory at a
-time. ``Progress`` writes the line per page a person follows in the task log.
+page, and only to the API's origin (or, with the URL alone, to an origin the task allowed).
+``PagePull`` walks a paginator from the first page to the last, one page in memory at a time.
+``Progress`` writes the progress lines a person follows in the task log, one every few seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
@@ -39,6 +40,10 @@ class Log(Protocol):
 
 class PaginationLoopError(RuntimeError):
     """The paginator asked for the page it just got: following it would never end."""
+
+
+class PullStopped(RuntimeError):
+    """The pull was stopped (the task is being killed) before this page was sent."""
 
 
 class PageFetcher:
@@ -73,8 +78,10 @@ class PageFetcher:
         self.log = log or logging.getLogger(__name__)
         self.origins = origins
         self.retries = 0
+        self.closed = False
         self._page_number = 0
         self._retrying = retrying or policy.retrying(self._log_retry)
+        self._environments: dict[tuple[str, str, bool], dict[str, Any]] = {}
 
     def fetch(self, request: PageRequest, page_number: int = 1) -> requests.Response:
         """The response for ``request``, retried as the policy allows.
@@ -85,6 +92,8 @@ class PageFetcher:
         says the same.
         """
         self._page_number = page_number
+        if self.closed:
+            raise PullStopped(f"Page {page_number}: not sent, the pull was stopped")
         if self.origins is None:
             self.origins = OriginPolicy(request.url)
         foreign = self.origins.is_foreign(request.url, page_number)
@@ -132,13 +141,7 @@ class PageFetcher:
         (see ``_guard_redirect``) and, if allowed, fetched as a foreign page."""
         prepared = self.session.prepare_request(self._request(request))
         prepared.register_hook("response", self._guard_redirect)  # type: ignore[no-untyped-call]
-        settings = self.session.merge_environment_settings(
-            prepared.url,
-            proxies=self.session.proxies,
-            stream=self.session.stream,
-            verify=self.session.verify,
-            cert=self.session.cert,
-        )
+        settings = self._environment(prepared.url or "", foreign=False)
         self.log.debug("Sending %s to %s", self.method, prepared.url)
         try:
             return self.session.send(
@@ -170,13 +173,7 @@ class PageFetcher:
         headers, auth, cookies, client certificate, body or task headers, and no redirects
         followed."""
         prepared = requests.Request(method, url).prepare()
-        settings = self.session.merge_environment_settings(
-            prepared.url,
-            proxies=self.session.proxies,
-            stream=True,
-            verify=self.session.verify,
-            cert=None,
-        )
+        settings = self._environment(prepared.url or "", foreign=True)
         self.log.info(
             "Page %d: fetching it from %s, an allowed other origin (URL only)",
             self._page_number,
@@ -199,6 +196,31 @@ class PageFetcher:
                 origin=origin_of(url),
             )
         return response
+
+    def _environment(self, url: str, *, foreign: bool) -> dict[str, Any]:
+        """The session's proxies, verify, cert and stream merged with the environment's
+        (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` ...), as ``Session.request``
+        merges them, but once per origin and pull rather than on every request."""
+        parts = urlsplit(url)
+        key = (parts.scheme.lower(), parts.netloc.lower(), foreign)
+        settings = self._environments.get(key)
+        if settings is None:
+            settings = dict(
+                self.session.merge_environment_settings(
+                    url,
+                    proxies=self.session.proxies,
+                    stream=True if foreign else self.session.stream,
+                    verify=self.session.verify,
+                    cert=None if foreign else self.session.cert,
+                )
+            )
+            self._environments[key] = settings
+        return settings
+
+    def close(self) -> None:
+        """Stop: no further page is sent, and the session's sockets are closed now."""
+        self.closed = True
+        close_session(self.session)
 
     def _request(self, request: PageRequest) -> requests.Request:
         headers = dict(request.headers)
@@ -320,13 +342,16 @@ def close_session(session: requests.Session) -> None:
 
 
 class Progress:
-    """Counts a pull and logs one line per page and a summary; never bodies or headers."""
+    """Counts a pull and logs a line for page 1 and then at most one every ``interval``
+    seconds (0: every page); never bodies or headers. The caller logs the summary."""
 
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, interval: float = 5.0) -> None:
         self.log = log
+        self.interval = interval
         self.started = time.monotonic()
         self.pages = 0
         self.records = 0
+        self._next_line = self.started
 
     @property
     def elapsed(self) -> float:
@@ -335,6 +360,10 @@ class Progress:
     def page(self, records: int, written_bytes: int | None = None) -> None:
         self.pages += 1
         self.records += records
+        now = time.monotonic()
+        if now < self._next_line:
+            return
+        self._next_line = now + self.interval
         written = f", {human_size(written_bytes)} written" if written_bytes is not None else ""
         self.log.info(
             "Page %d: %d records (%s so far%s), %.1f s elapsed",
@@ -342,7 +371,7 @@ class Progress:
             records,
             f"{self.records:,}",
             written,
-            self.elapsed,
+            now - self.started,
         )
 
 

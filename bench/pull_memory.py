@@ -5,7 +5,8 @@ Each pull runs in a fresh process (as an Airflow task does) and reports its peak
 page in memory at a time; HttpOperator with ``pagination_function`` keeps every response until
 the end (its XCom is the list of response texts). The ratio large/small is what matters: 1.00
 means the pull's size does not change its memory (target for OAuthHttpOperator: <= 1.2).
-The API runs in its own process (``python -m devserver``); runs are interleaved.
+The API is ``bench/page_server.py`` in its own process (pages of ~1 MB, served from memory),
+one per size; it counts the connections each pull opens. Runs are interleaved.
 
     uv run python bench/pull_memory.py [--large-mb 100] [--small-mb 1] [--repeats 2]
 """
@@ -22,24 +23,25 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from pull_throughput import CLIENT_ID, ENDPOINT, ApiProcess
+import requests
+from page_server import PageServerProcess
 
-PAD = 1000  # bytes of padding per record: ~1.06 KB per JSON record
-RECORD_BYTES = 1_060
+PAD = 800  # bytes of padding per record: ~1.05 KB per JSON record
 PAGE_SIZE = 1000
+ENDPOINT = "/items"
 
 TASK = textwrap.dedent(
     """
     import json, resource, sys
     from urllib.parse import parse_qs, urlsplit
 
-    variant, target, data = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    variant, target = sys.argv[1], sys.argv[2]
     if variant == "OAuthHttpOperator":
         from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
         from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 
         summary = OAuthHttpOperator(
-            task_id="pull", oauth_conn_id="bench_oauth", endpoint=ENDPOINT, data=data,
+            task_id="pull", oauth_conn_id="bench_oauth", endpoint=ENDPOINT,
             paginate=LinkHeaderPaginator(), output="file://" + target,
         ).execute({})
         size = summary["bytes"]
@@ -50,11 +52,11 @@ TASK = textwrap.dedent(
             link = response.links.get("next")
             if not link:
                 return None
-            return {"data": {"after": parse_qs(urlsplit(link["url"]).query)["after"][0]}}
+            return {"data": {"page": parse_qs(urlsplit(link["url"]).query)["page"][0]}}
 
         texts = HttpOperator(
             task_id="pull", http_conn_id="bench_http", method="GET", endpoint=ENDPOINT,
-            data=data, pagination_function=next_page,
+            pagination_function=next_page,
         ).execute({})
         size = sum(len(t) for t in texts)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -65,12 +67,25 @@ TASK = textwrap.dedent(
 VARIANTS = ("OAuthHttpOperator", "HttpOperator + pagination_function")
 
 
-def measure(variant: str, records: int, workdir: Path, env: dict[str, str]) -> dict[str, float]:
-    # Records are numbered by hour from 2024-01-01; the window keeps the first `records`.
-    before = "2024-01-01T00:00:00+00:00"
-    data = {"limit": PAGE_SIZE, "pad": PAD, "updated_before": _hours_after(before, records)}
+def measure(variant: str, url: str, workdir: Path, env: dict[str, str]) -> dict[str, float]:
+    env = dict(
+        env,
+        AIRFLOW_CONN_BENCH_OAUTH=json.dumps(
+            {
+                "conn_type": "oauth2_client_credentials",
+                "host": url,
+                "login": "bench-client",
+                "password": "bench-secret",
+                "extra": {"auth_url": f"{url}/token"},
+            }
+        ),
+        AIRFLOW_CONN_BENCH_HTTP=json.dumps(
+            {"conn_type": "http", "host": url, "extra": {"Authorization": "Bearer bench-token"}}
+        ),
+    )
+    before = connections(url)
     result = subprocess.run(
-        [sys.executable, "-c", TASK, variant, str(workdir / "out.jsonl"), json.dumps(data)],
+        [sys.executable, "-c", TASK, variant, str(workdir / "out.jsonl")],
         env=env,
         capture_output=True,
         text=True,
@@ -80,13 +95,12 @@ def measure(variant: str, records: int, workdir: Path, env: dict[str, str]) -> d
         raise SystemExit(f"{variant} failed:\n{result.stderr[-3000:]}")
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     measured: dict[str, float] = json.loads(line.removeprefix("RESULT "))
+    measured["sockets"] = connections(url) - before - 1  # minus the /stats call itself
     return measured
 
 
-def _hours_after(start: str, hours: int) -> str:
-    from datetime import datetime, timedelta
-
-    return (datetime.fromisoformat(start) + timedelta(hours=hours)).isoformat()
+def connections(url: str) -> int:
+    return int(requests.get(f"{url}/stats", timeout=10).json()["connections"])
 
 
 def main() -> None:
@@ -96,57 +110,51 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    sizes = {
-        "small": max(1, round(args.small_mb * 1e6 / RECORD_BYTES)),
-        "large": max(1, round(args.large_mb * 1e6 / RECORD_BYTES)),
+    page_mb = PAGE_SIZE * (PAD + 250) / 1e6  # ~1 MB a page
+    pages = {
+        "small": max(1, round(args.small_mb / page_mb)),
+        "large": max(1, round(args.large_mb / page_mb)),
     }
-    with tempfile.TemporaryDirectory(prefix="oauthcc-bench-") as tmp:
-        workdir = Path(tmp)
-        api = ApiProcess(sizes["large"], workdir)
-        try:
-            token = api.token()
-            env = dict(
-                os.environ,
-                PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-                AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                AIRFLOW_CONN_BENCH_OAUTH=json.dumps(
-                    {
-                        "conn_type": "oauth2_client_credentials",
-                        "host": api.state["api_url"],
-                        "login": CLIENT_ID,
-                        "password": api.secret,
-                        "extra": {"auth_url": api.state["token_url"], "scope": "read"},
-                    }
-                ),
-                AIRFLOW_CONN_BENCH_HTTP=json.dumps(
-                    {
-                        "conn_type": "http",
-                        "host": api.state["api_url"],
-                        "extra": {"Authorization": f"Bearer {token}"},
-                    }
-                ),
-            )
-            peaks: dict[tuple[str, str], list[float]] = {}
-            pulled: dict[str, float] = {}
-            for _ in range(args.repeats):
-                for size, records in sizes.items():
-                    for variant in VARIANTS:
-                        result = measure(variant, records, workdir, env)
-                        peaks.setdefault((variant, size), []).append(result["peak_mib"])
-                        pulled[size] = result["bytes"]
-        finally:
-            api.stop()
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="oauthcc-bench-") as tmp,
+        PageServerProcess(pages["small"], PAGE_SIZE, PAD) as small,
+        PageServerProcess(pages["large"], PAGE_SIZE, PAD) as large,
+    ):
+        workdir, urls = Path(tmp), {"small": small.url, "large": large.url}
+        peaks: dict[tuple[str, str], list[float]] = {}
+        sockets: dict[tuple[str, str], float] = {}
+        pulled: dict[str, float] = {}
+        for _ in range(args.repeats):
+            for size, url in urls.items():
+                for variant in VARIANTS:
+                    result = measure(variant, url, workdir, env)
+                    peaks.setdefault((variant, size), []).append(result["peak_mib"])
+                    sockets[(variant, size)] = result["sockets"]
+                    pulled[size] = result["bytes"]
 
     print(
         f"peak RSS of one pull in a fresh process, median of {args.repeats}; "
-        f"large = {pulled['large'] / 1e6:.0f} MB in {-(-sizes['large'] // PAGE_SIZE)} pages, "
-        f"small = {pulled['small'] / 1e6:.1f} MB in {-(-sizes['small'] // PAGE_SIZE)} page(s)"
+        f"large = {pulled['large'] / 1e6:.0f} MB in {pages['large']} pages, "
+        f"small = {pulled['small'] / 1e6:.1f} MB in {pages['small']} page(s); "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'method':<36} {'small MiB':>10} {'large MiB':>10} {'large/small':>12}")
+    print(
+        f"{'method':<36} {'small MiB':>10} {'large MiB':>10} {'large/small':>12} "
+        f"{'sockets small/large':>20}"
+    )
     for variant in VARIANTS:
-        small = statistics.median(peaks[(variant, "small")])
-        large = statistics.median(peaks[(variant, "large")])
-        print(f"{variant:<36} {small:>10.0f} {large:>10.0f} {large / small:>11.2f}x")
+        small_peak = statistics.median(peaks[(variant, "small")])
+        large_peak = statistics.median(peaks[(variant, "large")])
+        counts = f"{sockets[(variant, 'small')]:.0f} / {sockets[(variant, 'large')]:.0f}"
+        print(
+            f"{variant:<36} {small_peak:>10.0f} {large_peak:>10.0f} "
+            f"{large_peak / small_peak:>11.2f}x {counts:>20}"
+        )
 
 
 if __name__ == "__main__":

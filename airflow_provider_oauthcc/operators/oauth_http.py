@@ -25,8 +25,10 @@ from airflow_provider_oauthcc.pagination import (
 if TYPE_CHECKING:
     import requests
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
+    from airflow_provider_oauthcc.output import JsonLinesWriter
     from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
 
 
@@ -87,6 +89,8 @@ class OAuthHttpOperator(HttpOperator):
         the connection's host stops the pull before anything is sent there. An allowed origin
         gets the page URL only: no token, no connection or task headers, no request body, and
         its redirects are not followed.
+    :param progress_interval: seconds between the progress lines in the task log (page 1,
+        then at most one line per interval, then a summary); 0 logs every page.
     :param deferrable: send the first request from the triggerer (see above). Defaults to
         ``[operators] default_deferrable``. The deferral times out after ``execution_timeout``
         or, without one, after the trigger's worst case (every attempt timing out, every wait)
@@ -110,6 +114,7 @@ class OAuthHttpOperator(HttpOperator):
         page_retries: int = 5,
         retry_max_wait: float = 60.0,
         allowed_origins: Sequence[str] | None = None,
+        progress_interval: float = 5.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -129,6 +134,8 @@ class OAuthHttpOperator(HttpOperator):
             raise ValueError("max_pages must be >= 1")
         if page_retries < 0 or retry_max_wait < 0:
             raise ValueError("page_retries and retry_max_wait must be >= 0")
+        if progress_interval < 0:
+            raise ValueError("progress_interval must be >= 0")
         self.oauth_conn_id = oauth_conn_id
         self.paginate = paginate
         self.records_path = records_path
@@ -137,6 +144,11 @@ class OAuthHttpOperator(HttpOperator):
         self.page_retries = page_retries
         self.retry_max_wait = retry_max_wait
         self.allowed_origins = list(parse_allowed_origins(allowed_origins))
+        self.progress_interval = progress_interval
+        # What a run has open, for on_kill (another thread, or a signal handler) to stop.
+        self._running_fetcher: PageFetcher | None = None
+        self._running_writer: JsonLinesWriter | None = None
+        self._api_url: str | None = None
 
     @property
     def hook(self) -> OAuthCCHook:
@@ -219,8 +231,9 @@ class OAuthHttpOperator(HttpOperator):
         hook = self.hook
         session = hook.get_conn(extra_options=self.extra_options)
         try:
-            fetcher = self._fetcher(hook, session, first_answer)
+            fetcher = self._running_fetcher = self._fetcher(hook, session, first_answer)
             first = self._first_request(hook)
+            self._api_url = first.url
             if self.output_path is not None:
                 return self._pull_to_output(context, hook, fetcher, first)
             if self.paginate is not None:
@@ -229,7 +242,34 @@ class OAuthHttpOperator(HttpOperator):
         finally:
             from airflow_provider_oauthcc.pull import close_session
 
+            self._running_fetcher = None
             close_session(session)
+
+    def on_kill(self) -> None:
+        """The task is being stopped: discard the partial output (aborting a multipart
+        upload), send no further page and close the session's sockets."""
+        writer, fetcher = self._running_writer, self._running_fetcher
+        if writer is not None:
+            writer.abort()
+            self.log.info("Task stopped: discarded the partial output for %s", writer.target)
+        if fetcher is not None:
+            fetcher.close()
+            self.log.info("Task stopped: closed the API session")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the API endpoint read (scheme://host:port + path, no query), and the
+        published output path when there is one (never the temporary file)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_oauthcc.lineage import api_dataset, storage_dataset
+
+        url = self._api_url or self.hook.url_from_endpoint(self.endpoint)
+        outputs = []
+        if self.output_path is not None:
+            from airflow_provider_oauthcc.output import as_storage_path
+
+            outputs.append(storage_dataset(as_storage_path(self.output_path)))
+        return OperatorLineage(inputs=[api_dataset(url)], outputs=outputs)
 
     def execute_sync(self, context: Context) -> Any:
         return self._run(context)
@@ -255,7 +295,7 @@ class OAuthHttpOperator(HttpOperator):
         from airflow_provider_oauthcc.pull import Progress
 
         self.log.info("Pulling %s %s into XCom", self.method, self.endpoint or "/")
-        progress = Progress(self.log)
+        progress = Progress(self.log, self.progress_interval)
         records: list[Any] = []
         pull = self._pages(hook, fetcher, first, self._records_of(context))
         for page in pull:
@@ -272,12 +312,16 @@ class OAuthHttpOperator(HttpOperator):
 
         target = as_storage_path(self.output_path)  # type: ignore[arg-type]
         self.log.info("Pulling %s %s to %s", self.method, self.endpoint or "/", target)
-        progress = Progress(self.log)
-        with JsonLinesWriter(target) as writer:
-            pull = self._pages(hook, fetcher, first, self._records_of(context))
-            for page in pull:
-                writer.write(page.records)
-                progress.page(len(page.records), writer.bytes)
+        progress = Progress(self.log, self.progress_interval)
+        self._running_writer = writer = JsonLinesWriter(target)
+        try:
+            with writer:
+                pull = self._pages(hook, fetcher, first, self._records_of(context))
+                for page in pull:
+                    writer.write(page.records)
+                    progress.page(len(page.records), writer.bytes)
+        finally:
+            self._running_writer = None
         summary = {
             "path": str(target),
             "records": writer.records,

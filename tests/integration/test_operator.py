@@ -382,6 +382,7 @@ def test_logs_show_progress_but_no_secret_token_or_body(
         data={"limit": 100},
         paginate=LinkHeaderPaginator(),
         output=str(tmp_path / "items.jsonl"),
+        progress_interval=0,  # a line per page (the default: page 1, then every 5 s)
     )
     operator.execute({})
     logs = "".join(capfd.readouterr())

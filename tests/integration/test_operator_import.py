@@ -27,6 +27,7 @@ LIGHT = {
     "airflow_provider_oauthcc",
     "airflow_provider_oauthcc.operators",
     "airflow_provider_oauthcc.operators.oauth_http",
+    "airflow_provider_oauthcc.origins",  # allowed_origins is checked at parse time (stdlib only)
     "airflow_provider_oauthcc.pagination",
 }
 
