@@ -19,7 +19,10 @@
 #   celery-deployment.sh start-one DIR NAME starts it again with the same settings.
 # Components: postgres redis-broker redis-cache api-server scheduler dag-processor triggerer
 #             worker-a worker-b.
-# Settings: CELERY_WORKER_CONCURRENCY (default 4), AIRFLOW_CELERY_PORT (API port for `up`, 8080).
+# Every component gets the Airflow connection `token_cache_redis` (the token-cache Redis) for the
+# connections' `cache_redis_conn_id`.
+# Settings: CELERY_WORKER_CONCURRENCY (default 4), AIRFLOW_CELERY_PORT (API port for `up`, 8080),
+# REDIS_CACHE_PORT (default: a free port).
 # Postgres refuses to run as root: as root the cluster runs as the `postgres` user.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -213,6 +216,7 @@ write_env() {
       API_PORT "$API_PORT" WORKER_A_LOG_PORT "$WORKER_A_LOG_PORT" WORKER_B_LOG_PORT "$WORKER_B_LOG_PORT" \
       CELERY_WORKER_CONCURRENCY "${CELERY_WORKER_CONCURRENCY:-4}" \
       AIRFLOW_HOME "$DIR/home" \
+      AIRFLOW_CONN_TOKEN_CACHE_REDIS "{\"conn_type\": \"redis\", \"host\": \"127.0.0.1\", \"port\": $REDIS_CACHE_PORT}" \
       AIRFLOW__CORE__EXECUTOR CeleryExecutor \
       AIRFLOW__CORE__LOAD_EXAMPLES "${AIRFLOW__CORE__LOAD_EXAMPLES:-False}" \
       AIRFLOW__CORE__UNIT_TEST_MODE False \
@@ -264,7 +268,7 @@ cmd_start() {
   # The cluster in its own folder under /tmp: the postgres user must reach it (not DIR's parents).
   PG_DIR=$(mktemp -d /tmp/oauthcc-celery-pg.XXXXXX)
   local started=$SECONDS
-  PG_PORT=$(free_port) REDIS_BROKER_PORT=$(free_port) REDIS_CACHE_PORT=$(free_port)
+  PG_PORT=$(free_port) REDIS_BROKER_PORT=$(free_port) REDIS_CACHE_PORT=${REDIS_CACHE_PORT:-$(free_port)}
   API_PORT=${API_PORT:-$(free_port)} WORKER_A_LOG_PORT=$(free_port) WORKER_B_LOG_PORT=$(free_port)
   local pg_password
   pg_password=$("$PY" -c 'import secrets; print(secrets.token_hex(16))')
@@ -309,9 +313,13 @@ cmd_stop() {
   [[ -d $1 ]] || return 0
   load_env "$1"
   local name
-  for name in "${WORKERS[@]}" scheduler triggerer dag-processor api-server redis-broker redis-cache; do
-    stop_one "$name"
+  # Airflow first (in parallel: each has 20 s to exit before SIGKILL), then Redis and Postgres.
+  for name in "${WORKERS[@]}" scheduler triggerer dag-processor api-server; do
+    stop_one "$name" &
   done
+  wait
+  stop_one redis-broker
+  stop_one redis-cache
   stop_one postgres
   [[ $PG_DIR == /tmp/oauthcc-celery-pg.* ]] && rm -rf "$PG_DIR"
   return 0
@@ -350,8 +358,6 @@ print(json.dumps({
 }))
 EOF
 )" >/dev/null
-  "$AIRFLOW" connections add token_cache_redis --conn-type redis --conn-host 127.0.0.1 \
-    --conn-port "$REDIS_CACHE_PORT" >/dev/null
   cat <<EOF
 == Airflow with CeleryExecutor on http://127.0.0.1:$port (Ctrl-C stops everything)
    Log in as admin; the password is in $DIR/home/simple_auth_manager_passwords.json.generated
@@ -373,5 +379,5 @@ case ${1:-} in
   stop) shift; cmd_stop "$@" ;;
   stop-one) shift; load_env "$1"; stop_one "$2" ;;
   start-one) shift; load_env "$1"; start_one "$2"; write_state ;;
-  *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,28p' "$0" >&2; exit 2 ;;
 esac
