@@ -462,3 +462,13 @@ def test_no_credential_in_any_output(scan: Scan, name: str) -> None:
         texts, scan.secrets, issuers=scan.issuers, ignore_line=run.ignore_line
     )
     assert not leaks, "\n".join(map(str, leaks))
+
+
+def test_the_scan_finds_the_runs_tokens_by_shape_alone(scan: Scan) -> None:
+    """Each access token the local servers issued is caught by the shape rules alone (no
+    value list, no issuer list), so a token from any other issuer would be caught too."""
+    tokens = {secret.value for secret in scan.secrets if secret.kind == "access token"}
+    assert len(tokens) >= 4  # a DAG run refreshes after its 401; each connections test: one
+    for token in tokens:
+        line = f"DEBUG header Authorization: Bearer {token}"
+        assert [leak.kind for leak in find_leaks({"probe": line}, [])] == ["a JWT (by shape)"]
