@@ -16,10 +16,10 @@ import tenacity
 
 from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.async_transport import (
+    async_ssl_context,
     client_timeout,
     connection_reason,
     proxy_for,
-    ssl_context,
     tls_failure,
 )
 from airflow_provider_oauthcc.auth.client import (
@@ -69,7 +69,7 @@ class AsyncTokenClient:
         self._token_url = config.token_url
         self._trust_env = config.trust_env
         warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
-        masking.mask(*config.secrets)
+        self._secrets_masked = False
 
     @property
     def max_duration(self) -> float:
@@ -102,6 +102,9 @@ class AsyncTokenClient:
 
     async def fetch_token(self) -> Token:
         """Request a new token; retries transient failures, raises TokenRequestError otherwise."""
+        if not self._secrets_masked:
+            await masking.amask(*self.config.secrets)
+            self._secrets_masked = True
         url = await self.token_url()
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
@@ -118,7 +121,6 @@ class AsyncTokenClient:
             token: Token = await retrying(self._request_once, url)
         except RetryableTokenError as exc:
             raise exc.gave_up(self.max_attempts) from None
-        masking.mask(token.access_token)
         return token
 
     async def _request_once(self, url: str) -> Token:
@@ -128,6 +130,10 @@ class AsyncTokenClient:
             {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
             urlencode(token_form(config), doseq=True),
         )
+        if self._authenticator.last_assertion:
+            await masking.amask(masking.bearer_part(self._authenticator.last_assertion))
+        # Certificate files are looked at and parsed in a thread, never on the loop.
+        ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
         sent_at = time.time()
         try:
             async with (
@@ -138,7 +144,7 @@ class AsyncTokenClient:
                     data=body.encode(),
                     headers=headers,
                     allow_redirects=False,
-                    ssl=ssl_context(config.verify, self._client_cert, config.client_cert_key),
+                    ssl=ssl,
                     proxy=proxy_for(url, config.proxies),
                     timeout=client_timeout(config.timeout),
                 ) as response,

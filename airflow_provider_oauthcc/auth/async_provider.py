@@ -72,19 +72,19 @@ class AsyncTokenProvider:
         token = await self._cached(cache, key)
         if policy.usable(token):
             assert token is not None
-            return policy.hand_out(token, hit=True)
+            return await policy.ahand_out(token, hit=True)
         async with _loop_lock(key):
             # Another coroutine of this loop may have fetched while this one waited.
             token = await self._cached(cache, key)
             if policy.usable(token):
                 assert token is not None
-                return policy.hand_out(token, hit=True)
+                return await policy.ahand_out(token, hit=True)
             release = await self._acquire(cache, key, policy)
             try:
                 token = await _run(cache, cache.get, key)
                 if policy.usable(token):
                     assert token is not None
-                    return policy.hand_out(token, hit=True)
+                    return await policy.ahand_out(token, hit=True)
                 return await self._fetch(cache, key, client, policy, stale=token)
             finally:
                 if release is not None:
@@ -160,14 +160,15 @@ class AsyncTokenProvider:
             async with asyncio.timeout(client.max_duration):
                 token = await client.fetch_token()
         except TokenRequestError as exc:
-            return policy.fetch_failed(exc, stale)
+            return await policy.ahand_out(policy.fall_back(exc, stale), hit=False)
         except TimeoutError:
             error = TokenRequestError(
                 f"token request did not complete within {client.max_duration:g} s"
             )
-            return policy.fetch_failed(error, stale)
+            return await policy.ahand_out(policy.fall_back(error, stale), hit=False)
         await _run(cache, cache.put, key, token)
-        return policy.fetched(token, started, client.known_token_url)
+        policy.fetched(token, started, client.known_token_url)
+        return await policy.ahand_out(token, hit=False)
 
 
 async def _run(cache: TokenCache, function: Callable[..., T], *args: object) -> T:

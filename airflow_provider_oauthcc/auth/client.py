@@ -141,7 +141,7 @@ class TokenClient:
             token: Token = retrying(self._request_once, url)
         except RetryableTokenError as exc:
             raise exc.gave_up(self.max_attempts) from None
-        masking.mask(token.access_token)
+        masking.mask(masking.bearer_part(token.access_token))
         return token
 
     def close(self) -> None:
@@ -155,6 +155,8 @@ class TokenClient:
         headers, body = self._authenticator.prepare(
             url, headers, urlencode(token_form(self.config), doseq=True)
         )
+        if self._authenticator.last_assertion:
+            masking.mask(masking.bearer_part(self._authenticator.last_assertion))
         sent_at = time.time()
         deadline = time.monotonic() + attempt_deadline(self.config.timeout)
         try:

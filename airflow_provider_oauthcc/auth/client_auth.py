@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
@@ -27,6 +26,8 @@ class ClientAuthenticator:
         from authlib.oauth2.auth import ClientAuth
 
         self._config = config
+        self.last_assertion: str | None = None
+        """The client assertion of the last request (to mask), if the method signs one."""
         secret: Any = config.client_secret
         method: str | AuthCallable = config.auth_method
         self._header: dict[str, str] = {"kid": config.key_id} if config.key_id else {}
@@ -57,7 +58,6 @@ class ClientAuthenticator:
         if config.basic_auth_encoding == "form":
             client_id, secret = quote(client_id, safe=""), quote(secret, safe="")
         credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-        masking.mask(credentials)
         headers["Authorization"] = f"Basic {credentials}"
         return uri, headers, body
 
@@ -92,7 +92,7 @@ class ClientAuthenticator:
             claims=claims,
             header=header,
         )
-        masking.mask(assertion)
+        self.last_assertion = assertion
         body = add_params_to_qs(
             body or "",
             [("client_assertion_type", ASSERTION_TYPE), ("client_assertion", assertion)],

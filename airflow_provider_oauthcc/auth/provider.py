@@ -35,11 +35,14 @@ class TokenPolicy:
         return token is not None and token.is_fresh()
 
     def hand_out(self, token: Token, *, hit: bool) -> Token:
-        """Every token handed to a caller passes here: masked before anything can log it."""
-        masking.mask(token.access_token)
-        if hit:
-            metrics.incr(metrics.CACHE_HIT)
-        return token
+        """Every token handed to a sync caller passes here: masked before anything can log it."""
+        masking.mask(masking.bearer_part(token.access_token))
+        return self._counted(token, hit)
+
+    async def ahand_out(self, token: Token, *, hit: bool) -> Token:
+        """``hand_out`` on an event loop (Airflow's async masker)."""
+        await masking.amask(masking.bearer_part(token.access_token))
+        return self._counted(token, hit)
 
     def missed(self) -> float:
         metrics.incr(metrics.CACHE_MISS)
@@ -55,9 +58,9 @@ class TokenPolicy:
             token.expires_in(),
             self.cache.name,  # read now: a fail-open cache says when it is bypassed
         )
-        return self.hand_out(token, hit=False)
+        return token
 
-    def fetch_failed(self, error: TokenRequestError, stale: Token | None) -> Token:
+    def fall_back(self, error: TokenRequestError, stale: Token | None) -> Token:
         """The still-valid old token if there is one (an outage inside the early-refresh
         window is ridden out), else the error."""
         metrics.incr(metrics.FETCH_ERROR)
@@ -69,7 +72,13 @@ class TokenPolicy:
             error,
             stale.expires_in(),
         )
-        return self.hand_out(stale, hit=False)
+        return stale
+
+    @staticmethod
+    def _counted(token: Token, hit: bool) -> Token:
+        if hit:
+            metrics.incr(metrics.CACHE_HIT)
+        return token
 
     def lock_unavailable(self, error: Exception) -> None:
         log.warning(
@@ -124,6 +133,7 @@ class TokenProvider:
         try:
             fresh = self.client.fetch_token()
         except TokenRequestError as exc:
-            return self.policy.fetch_failed(exc, stale=token)
+            return self.policy.hand_out(self.policy.fall_back(exc, stale=token), hit=False)
         self.cache.put(self._key, fresh)
-        return self.policy.fetched(fresh, started, self.client.token_url)
+        self.policy.fetched(fresh, started, self.client.token_url)
+        return self.policy.hand_out(fresh, hit=False)

@@ -45,7 +45,16 @@ def _fernet_key() -> str | None:
         return None
 
 
-masking.set_masker(mask_secret)
+def _async_mask_secret() -> Any:
+    """Airflow's masker for event loops (3.3+), which does not block on the supervisor."""
+    try:
+        from airflow.sdk.log import amask_secret
+    except ImportError:
+        return None
+    return amask_secret
+
+
+masking.set_masker(mask_secret, _async_mask_secret())
 metrics.set_recorder(_AirflowStats())
 deployment.set_deployment_secret(_fernet_key())
 

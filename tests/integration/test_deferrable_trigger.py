@@ -20,6 +20,7 @@ from airflow_provider_oauthcc.auth.errors import (
     ApiUnauthorizedError,
     OAuthCCConfigError,
     TokenRequestError,
+    TokenRequestRejected,
 )
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
 from airflow_provider_oauthcc.triggers import events
@@ -170,7 +171,8 @@ def test_token_endpoint_refusal_is_a_token_request_error(server: DevServer) -> N
     with airflow_conn("crm_bad_secret", value):
         event = run(OAuthHttpTrigger("crm_bad_secret", "/v1/whoami"))
     error = events.decode_error(event["error"])
-    assert type(error) is TokenRequestError
+    # The fail-fast kind of TokenRequestError: the task fails without using its retries.
+    assert type(error) is TokenRequestRejected and isinstance(error, TokenRequestError)
     assert error.error == "invalid_client" and error.status == 401
     assert "not-the-secret-1" not in json.dumps(event)
     assert server.stats.api_requests == 0
