@@ -288,12 +288,39 @@ def test_screenshot_of_a_filled_form(ui_server: AirflowApiServer, tmp_path: Path
         ui.standard_input("Client secret").fill("example-secret-value")
         ui.dialog.get_by_label("Description").fill("Orders API (Auth0 client credentials)")
         ui.show_section("Extra Fields")
-        ui.extra_input("auth_url").fill("https://example.eu.auth0.com/oauth/token")
+        filled = {
+            "auth_url": "https://example.eu.auth0.com/oauth/token",
+            "audience": "https://api.example.com/",
+            "scope": "read:orders",
+        }
+        ui.extra_input("auth_url").fill(filled["auth_url"])
         ui.choose("Client authentication", AUTH_METHOD_SHOWN["client_secret_post"])
-        ui.extra_input("audience").fill("https://api.example.com/")
-        ui.extra_input("scope").fill("read:orders")
+        ui.extra_input("audience").fill(filled["audience"])
+        ui.extra_input("scope").fill(filled["scope"])
         save_form_screenshot(ui, target)
-    assert target.stat().st_size > 50_000
+        # What the picture shows, read from the page it was taken of (Extra Fields open).
+        shown = _words(ui.visible_text())
+        for key, field in CONN_FIELDS.items():
+            expect(ui.extra_row(key)).to_be_visible()
+            assert ui.extra_label(key) == field["label"], key
+        assert ui.chosen("auth_method") == AUTH_METHOD_SHOWN["client_secret_post"]
+        for key, value in filled.items():
+            assert ui.extra_input(key).input_value() == value, key
+        assert "example-secret-value" not in shown
+        ui.show_section("Standard Fields")
+        for label in STANDARD_FIELDS:
+            expect(ui.standard_input(label)).to_be_visible()
+        assert ui.standard_input("Client ID").input_value() == "Xq7fT2bL9aWcR4mZ"
+        # The secret is in the form, and only in a masked input.
+        assert ui.inputs_holding("example-secret-value") == ["password"]
+        if not FORM_FROM_HOOK_METHODS:  # 3.1 shows password-format extras as text inputs
+            for key in ("private_key", "private_key_passphrase"):
+                assert ui.extra_input(key).get_attribute("type") == "password", key
+        dialog_width = ui.dialog.bounding_box()
+    # The file is the picture of that form: a PNG as wide as the dialog.
+    width, height = _png_size(target)
+    assert dialog_width is not None and abs(width - dialog_width["width"]) <= 2
+    assert height > 400
 
 
 def _connection_body(
@@ -321,6 +348,13 @@ def _create_connection(
     body = _connection_body(conn_id, host, port, secret, extras)
     response = server.api("POST", "/api/v2/connections", json=body)
     assert response.status_code == 201, response.text[:500]
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _words(text: str) -> str:

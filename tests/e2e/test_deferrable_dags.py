@@ -1,7 +1,10 @@
 """Deferrable tasks under the real ``airflow dags test``, which runs each trigger in line:
 the example export-job DAG (POST, deferrable sensor, download) against the local API, with
 2-second tokens so that the triggerer must refresh them while the sensor is deferred; and a
-paginated pull run both ways, whose XComs must agree."""
+paginated pull run both ways, whose XComs must agree. ``dags test`` runs the trigger in the
+process and token cache of the tasks, so the last test runs the trigger again in a process of
+its own that shares only a file token cache with the run (a real triggerer:
+test_real_triggerer.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,20 +42,31 @@ class DagTest:
     process: subprocess.Popen[str] | None = None
     _output: str | None = None
 
+    #: Connection extras beyond the token endpoint (a shared token cache, say).
+    extras: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of this run's processes: its home, its DAGs, the connection."""
+        return dict(
+            os.environ,
+            AIRFLOW_HOME=str(self.home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__UNIT_TEST_MODE="False",
+            AIRFLOW_CONN_EXAMPLE_API=conn_json(
+                self.api.api_url,
+                "dags-client",
+                SECRET,
+                auth_url=self.api.token_url,
+                **self.extras,
+            ),
+        )
+
     def start(self, dag_id: str, logical_date: str, **env: str) -> None:
         self.process = subprocess.Popen(
             [AIRFLOW, "dags", "test", dag_id, logical_date],
-            env=dict(
-                os.environ,
-                AIRFLOW_HOME=str(self.home),
-                AIRFLOW__CORE__DAGS_FOLDER=str(self.dags),
-                AIRFLOW__CORE__LOAD_EXAMPLES="False",
-                AIRFLOW__CORE__UNIT_TEST_MODE="False",
-                AIRFLOW_CONN_EXAMPLE_API=conn_json(
-                    self.api.api_url, "dags-client", SECRET, auth_url=self.api.token_url
-                ),
-                **env,
-            ),
+            env={**self.env, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -104,7 +118,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagTest
             OAUTHCC_EXAMPLE_OUTPUT=f"file://{home / 'output'}",
             OAUTHCC_EXAMPLE_POKE_INTERVAL="0.5",
         )
-        pull = DagTest(pull_api, second, Path(__file__).parent / "dags")
+        # A file token cache shared by every process of this run (see the last test).
+        cache = {"cache_backend": "file", "cache_dir": str(second / "token-cache")}
+        pull = DagTest(pull_api, second, Path(__file__).parent / "dags", extras=cache)
         pull.start("oauthcc_deferrable_pull", DAY.isoformat())
         try:
             yield {"export": export, "pull": pull}
@@ -136,11 +152,15 @@ def test_export_job_waits_deferred_and_downloads(export_run: DagTest) -> None:
 
 
 def test_two_second_tokens_are_refreshed_in_the_triggerer(export_run: DagTest) -> None:
-    output = export_run.output()
+    export_run.output()
     stats = export_run.api.stats
-    assert "in the triggerer (expires in" in output
     assert stats.token_requests >= 3  # the 6-second job outlived two tokens
     assert set(stats.api_requests_by_status) == {200, 202}  # never an expired token
+    # The first status request is the task's own check; the others are the triggerer's polls,
+    # which carried more than one token: the triggerer refreshed while the sensor was deferred.
+    polls = [c for c in stats.api_captures if c.path == "/v1/exports/exp-1"]
+    by_the_triggerer = {c.headers["Authorization"] for c in polls[1:]}
+    assert len(by_the_triggerer) >= 2, len(polls)
 
 
 def test_deferrable_pull_resumes_with_the_sync_xcom(runs: dict[str, DagTest]) -> None:
@@ -150,4 +170,46 @@ def test_deferrable_pull_resumes_with_the_sync_xcom(runs: dict[str, DagTest]) ->
     assert "Deferring: the triggerer sends GET /v1/cursor/items" in output
     # 5 pages each way; page 1 of the deferred pull came from the triggerer, sent once.
     assert run.api.stats.api_requests_by_status == {200: 10}
-    assert run.api.stats.token_requests == 1  # the triggerer found the workers' token
+    # ``dags test`` runs the tasks and the trigger in one process: one token for all of it.
+    assert run.api.stats.token_requests == 1
+
+
+TRIGGER_ALONE = """
+import asyncio, sys
+from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpTrigger
+
+async def first_event():
+    trigger = OAuthHttpTrigger("example_api", "/v1/cursor/items", data={"limit": 40})
+    async for event in trigger.run():
+        return event.payload
+
+event = asyncio.run(first_event())
+print("trigger event:", event["status"], event.get("response", {}).get("status_code"))
+sys.exit(0 if event["status"] == "success" else 1)
+"""
+
+
+def test_a_trigger_in_another_process_uses_the_token_the_run_cached(
+    runs: dict[str, DagTest],
+) -> None:
+    """The deferred pull's trigger, run alone in a fresh process (as a triggerer runs it, apart
+    from the workers) with the same connection, finds the token the ``dags test`` process left
+    in the shared file cache: no token request, and the API sees the same bearer token."""
+    run = runs["pull"]
+    run.output()  # the DAG run is over
+    assert list((run.home / "token-cache").iterdir()), "the run left no token in the file cache"
+    stats = run.api.stats
+    tokens_before = stats.token_requests
+    result = subprocess.run(
+        [sys.executable, "-c", TRIGGER_ALONE],
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "trigger event: success 200" in result.stdout
+    assert stats.token_requests == tokens_before == 1
+    *by_the_run, by_the_trigger = [c.headers["Authorization"] for c in stats.api_captures]
+    assert len(by_the_run) == 10 and set(by_the_run) == {by_the_trigger}
+    assert SECRET not in result.stdout + result.stderr

@@ -61,6 +61,21 @@ class ConnectionsUi:
     def extra_input(self, key: str) -> Locator:
         return self.dialog.locator(f'input[name="element_{key}"]')
 
+    def inputs_holding(self, value: str) -> list[str]:
+        """The ``type`` of each input or text area of the form whose value is ``value``: a
+        secret is masked on screen when every one of them is ``password``."""
+        types = self.dialog.locator("input, textarea").evaluate_all(
+            """(nodes, value) => nodes
+                .filter(node => node.value === value)
+                .map(node => node.tagName === "TEXTAREA" ? "textarea" : node.type)""",
+            value,
+        )
+        return [str(kind) for kind in types]
+
+    def visible_text(self) -> str:
+        """What the form shows as text (labels, descriptions, chosen options; no input values)."""
+        return self.dialog.inner_text()
+
     def choose(self, label: str, option: str) -> None:
         """Pick ``option`` in the choice list labelled ``label``."""
         self.dialog.get_by_role("combobox", name=label, exact=True).click()
