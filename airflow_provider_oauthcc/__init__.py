@@ -24,14 +24,18 @@ def _installed_airflow_version() -> str | None:
     return None
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """(3, 1, 0) from "3.1.0", "3.1.0rc1", "3.1.0.dev0": pre-releases count as their release."""
+    import re
+
+    match = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", version)
+    return tuple(int(part or 0) for part in match.groups()) if match else (0,)
+
+
 def _check_airflow_version() -> None:
     """Refuse an Airflow older than the minimum with a clear message, as official providers do."""
     found = _installed_airflow_version()
-    if found is None:
-        return
-    from packaging.version import Version
-
-    if Version(Version(found).base_version) < Version(MIN_AIRFLOW_VERSION):
+    if found is not None and _release(found) < _release(MIN_AIRFLOW_VERSION):
         raise RuntimeError(
             f"airflow-provider-oauthcc {__version__} needs Apache Airflow {MIN_AIRFLOW_VERSION} "
             f"or newer, and this is Airflow {found}: upgrade Airflow, or pin an older "

@@ -30,7 +30,7 @@ def _with_airflow(version: str) -> str:
     )
 
 
-@pytest.mark.parametrize("version", ["3.0.6", "2.11.0", "3.0.7rc1"])
+@pytest.mark.parametrize("version", ["3.0.6", "2.11.0", "3.0.7rc1", "3"])
 def test_an_older_airflow_is_refused_with_a_clear_message(version: str) -> None:
     result = _run(_with_airflow(version))
     assert result.returncode != 0
@@ -39,7 +39,7 @@ def test_an_older_airflow_is_refused_with_a_clear_message(version: str) -> None:
     assert f"needs Apache Airflow 3.1.0 or newer, and this is Airflow {version}" in last
 
 
-@pytest.mark.parametrize("version", ["3.1.0", "3.1.0rc1", "3.3.2", "3.4.0.dev0"])
+@pytest.mark.parametrize("version", ["3.1.0", "3.1.0rc1", "3.1", "3.3.2", "3.4.0.dev0", "3.10.0"])
 def test_a_supported_airflow_is_accepted(version: str) -> None:
     result = _run(_with_airflow(version))
     assert result.returncode == 0, result.stderr
