@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: demo test lint env airflow bench clean
+.PHONY: demo test lint env airflow airflow-celery bench clean
 
 demo:
 	@scripts/demo.sh
@@ -17,6 +17,9 @@ env:
 
 airflow:
 	@scripts/airflow-ui.sh
+
+airflow-celery:
+	@scripts/celery-deployment.sh up
 
 bench:
 	@scripts/bench.sh

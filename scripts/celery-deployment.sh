@@ -314,10 +314,12 @@ cmd_stop() {
   load_env "$1"
   local name
   # Airflow first (in parallel: each has 20 s to exit before SIGKILL), then Redis and Postgres.
+  local stoppers=()
   for name in "${WORKERS[@]}" scheduler triggerer dag-processor api-server; do
     stop_one "$name" &
+    stoppers+=($!)
   done
-  wait
+  wait "${stoppers[@]}"
   stop_one redis-broker
   stop_one redis-cache
   stop_one postgres
@@ -334,13 +336,14 @@ cmd_up() {
   if [[ -f $base/deployment/env.sh ]]; then cmd_stop "$base/deployment"; fi
   rm -rf "$base"
   mkdir -p "$base"
+  # The devserver registers demo-client with this secret at start.
+  DEVSERVER_DEMO_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
+  export DEVSERVER_DEMO_SECRET
   echo "== starting the local authorization server and API"
   "$PY" -m devserver --state-file "$base/devserver.json" --dataset-size 5000 >"$base/devserver.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do [[ -s $base/devserver.json ]] && break; sleep 0.2; done
   [[ -s $base/devserver.json ]] || die "devserver did not start within 30 s ($base/devserver.log)"
-  DEVSERVER_DEMO_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
-  export DEVSERVER_DEMO_SECRET
   export AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags_examples AIRFLOW__CORE__TEST_CONNECTION=Enabled
   export OAUTHCC_EXAMPLE_OUTPUT=file://$base/output
   API_PORT=$port cmd_start "$base/deployment"
@@ -361,8 +364,9 @@ EOF
   cat <<EOF
 == Airflow with CeleryExecutor on http://127.0.0.1:$port (Ctrl-C stops everything)
    Log in as admin; the password is in $DIR/home/simple_auth_manager_passwords.json.generated
-   Trigger oauthcc_fan_out: its mapped pulls run on worker-a and worker-b (Task Instances
-   show which; the task logs are in each worker's home under $DIR/).
+   Trigger oauthcc_fan_out (keep the logical date the form fills in): its mapped pulls run on
+   worker-a and worker-b, one token request for the run through the token-cache Redis; the
+   task logs are in each worker's home under $DIR/.
    Outputs: $base/output   Logs: $DIR/logs
 EOF
   while true; do

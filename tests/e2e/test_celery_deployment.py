@@ -322,14 +322,19 @@ def test_a_token_cache_redis_restart_mid_run_fails_nothing(
         ),
         within=RUN_WITHIN,
     )
+
+    def successes() -> int:
+        states = deployment.task_states(dag_id, run_id).values()
+        return sum(1 for state, _ in states if state == "success")
+
     deployment.stop_component("redis-cache")
-    down_at = time.monotonic()
-
-    def finished_while_down() -> int:
-        done = [s for s, _ in deployment.task_states(dag_id, run_id).values() if s == "success"]
-        return len(done) if len(done) >= RESTART_PULLS // 3 else 0
-
-    deployment.wait_for("pulls finished while Redis was down", finished_while_down, RUN_WITHIN)
+    down_at, done_before = time.monotonic(), successes()
+    # Down until three more pulls have finished (each task process looks for a token at start).
+    deployment.wait_for(
+        "pulls finished while Redis was down",
+        lambda: successes() >= min(done_before + 3, RESTART_PULLS),
+        within=RUN_WITHIN,
+    )
     deployment.start_component("redis-cache")
     print(f"\ntoken-cache Redis down for {time.monotonic() - down_at:.0f} s")
     wait_for_run(deployment, dag_id, run_id)
