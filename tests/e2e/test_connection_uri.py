@@ -71,9 +71,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def airflow(*args: str, home: Path, timeout: int = 180) -> subprocess.CompletedProcess[str]:
+def airflow(
+    *args: str, home: Path, timeout: int = 180, **conns: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__TEST_CONNECTION="Enabled")
+    env.update({f"AIRFLOW_CONN_{k.upper()}": v for k, v in conns.items()})
     return subprocess.run(
         [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -113,7 +116,10 @@ def test_add_by_uri_then_export_and_import_keep_every_field(home: Path, tmp_path
 
 
 def test_plain_query_extras_and_the_hook_reads_the_uri(home: Path) -> None:
-    """The short form users type: extras as query parameters; the hook gets a token with it."""
+    """The short form users type, extras as query parameters, as AIRFLOW_CONN_<ID>: the hook
+    gets a token with it. (Airflow 3.1.0's `connections test` fails for any connection stored
+    in its database, HttpHook's included: "cannot import name 'SUPERVISOR_COMMS'"; the
+    environment variable is read on every version.)"""
     with DevServer() as server:
         server.add_client("app", secret=SECRET, scope="read")
         api = server.api_url.split("://", 1)[1].rstrip("/")
@@ -122,8 +128,7 @@ def test_plain_query_extras_and_the_hook_reads_the_uri(home: Path) -> None:
             f"oauth2-client-credentials://app:{quote(SECRET, safe='')}@{host}:{port}/http?"
             + urlencode({"auth_url": server.token_url, "scope": "read"})
         )
-        ok(airflow("connections", "add", "crm_short", "--conn-uri", uri, home=home))
-        result = airflow("connections", "test", "crm_short", home=home)
+        result = airflow("connections", "test", "crm_short", home=home, crm_short=uri)
         assert "Connection success!" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
         assert server.stats.token_requests_ok == 1
         for stream in (result.stdout, result.stderr):
