@@ -256,7 +256,7 @@ class OAuthHttpOperator(HttpOperator):
             fetcher.close()
             self.log.info("Task stopped: closed the API session")
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the API endpoint read (scheme://host:port + path, no query), and the
         published output path when there is one (never the temporary file)."""
         from airflow.providers.openlineage.extractors import OperatorLineage
