@@ -85,9 +85,11 @@ class CeleryDeployment:
     def _script(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float
     ) -> subprocess.CompletedProcess[str]:
+        # The script runs the Airflow of the environment that runs the tests.
+        venv = {"OAUTHCC_VENV": str(Path(AIRFLOW).parent.parent)}
         return subprocess.run(
             ["bash", str(SCRIPT), *args],
-            env=dict(env) if env is not None else None,
+            env={**(env if env is not None else os.environ), **venv},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
