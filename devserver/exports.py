@@ -72,6 +72,8 @@ class ExportJobs:
     def __init__(self, ready_after: float = DEFAULT_READY_AFTER) -> None:
         #: Seconds a new job takes unless its request says otherwise.
         self.ready_after = ready_after
+        #: Jobs created through the API are ``manual`` too (a test moves them on).
+        self.manual = False
         self._jobs: dict[str, ExportJob] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -94,7 +96,7 @@ class ExportJobs:
                 fail=fail,
                 updated_since=updated_since,
                 updated_before=updated_before,
-                manual=manual,
+                manual=manual or self.manual,
             )
             self._jobs[job.id] = job
         return job
