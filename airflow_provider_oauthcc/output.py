@@ -16,7 +16,9 @@ temporary path; the final path is reported once, when it is published. ``abort``
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Iterable
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 
 class OutputAborted(RuntimeError):
     """The writer was aborted (the task is being stopped): nothing is published."""
+
+
+def _partial_name(name: str, owner: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.{re.escape(owner)}-[0-9a-f]{{12}}\.partial")
 
 
 def as_storage_path(target: ObjectStoragePath | str) -> ObjectStoragePath:
@@ -52,9 +58,13 @@ class JsonLinesWriter:
     discards it.
     """
 
-    def __init__(self, target: ObjectStoragePath | str) -> None:
+    def __init__(self, target: ObjectStoragePath | str, *, owner: str | None = None) -> None:
+        """``owner`` names the writer across attempts (a task instance): the temporary files
+        that earlier attempts of the same owner left behind are removed on open."""
         self.target = as_storage_path(target)
-        self.partial = self.target.parent / f".{self.target.name}.{secrets.token_hex(6)}.partial"
+        self.owner = owner
+        stem = f".{self.target.name}.{owner}-" if owner else f".{self.target.name}."
+        self.partial = self.target.parent / f"{stem}{secrets.token_hex(6)}.partial"
         self.records = 0
         self.bytes = 0
         self.aborted = False
@@ -63,8 +73,27 @@ class JsonLinesWriter:
 
     def __enter__(self) -> Self:
         self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_partials()
         self._file = self.target.fs.open(self.partial.path, "wb")
         return self
+
+    def _remove_stale_partials(self) -> None:
+        """Temporary files that earlier attempts of this owner could not delete (a worker
+        killed with SIGKILL): Airflow runs one attempt of a task instance at a time, so they
+        are stale. Other writers' files, to this target too, are left alone."""
+        if self.owner is None:
+            return
+        fs, parent = self.target.fs, self.target.parent.path
+        stale = _partial_name(self.target.name, self.owner)
+        try:
+            names = fs.ls(parent, detail=False)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if stale.fullmatch(str(name).rstrip("/").rsplit("/", 1)[-1]):
+                log.info("Removing the temporary file of an earlier, interrupted attempt: %s", name)
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm(name)
 
     def write(self, records: Iterable[Any]) -> int:
         """Append records, one JSON document per line; returns the bytes written."""

@@ -313,7 +313,7 @@ class OAuthHttpOperator(HttpOperator):
         target = as_storage_path(self.output_path)  # type: ignore[arg-type]
         self.log.info("Pulling %s %s to %s", self.method, self.endpoint or "/", target)
         progress = Progress(self.log, self.progress_interval)
-        self._running_writer = writer = JsonLinesWriter(target)
+        self._running_writer = writer = JsonLinesWriter(target, owner=_attempt_owner(context))
         try:
             with writer:
                 pull = self._pages(hook, fetcher, first, self._records_of(context))
@@ -465,3 +465,14 @@ class OAuthHttpOperator(HttpOperator):
 
 def _no_records(page: Page) -> list[Any]:
     return []
+
+
+def _attempt_owner(context: Context) -> str | None:
+    """A name shared by every attempt of this task instance, and by no other task."""
+    import hashlib
+
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    identity = f"{ti.dag_id}\0{ti.task_id}\0{ti.run_id}\0{getattr(ti, 'map_index', -1)}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]

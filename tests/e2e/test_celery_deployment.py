@@ -417,11 +417,6 @@ def test_a_worker_killed_mid_pull_is_retried_on_the_other_worker(
     assert len(ids) == RECORDS and len(set(ids)) == RECORDS  # every record exactly once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SIGKILLed pull cannot delete its .<name>.<random>.partial file and the retry "
-    "does not remove stale temporaries of its target (output.JsonLinesWriter)",
-)
 def test_a_worker_killed_mid_pull_leaves_no_temporary_file(
     killed_run: dict[str, Any], output: Path
 ) -> None:
