@@ -23,7 +23,8 @@ report() {
 trap report EXIT
 
 stage "setup: uv, locked environments" scripts/ensure-env.sh --floor
-stage "setup: system packages" scripts/ensure-system-packages.sh redis-server:redis-server chromium:chromium
+stage "setup: system packages" scripts/ensure-system-packages.sh \
+  redis-server:redis-server chromium:chromium postgresql:pg_ctlcluster
 stage "lint: ruff check + format" bash -c \
   '.venv/bin/ruff check . && .venv/bin/ruff format --check .'
 stage "types: mypy (strict)" .venv/bin/mypy
@@ -33,5 +34,7 @@ airflow_version() { "$1/bin/python" -c 'from importlib.metadata import version; 
 AIRFLOW_VERSION=$(airflow_version .venv)
 FLOOR_VERSION=$(airflow_version .venv-floor)
 stage "wheel: build, install, dags test" scripts/test-wheel.sh
-stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv
-stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor
+stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv -m "not celery"
+# One CeleryExecutor deployment (PostgreSQL, Redis, two workers) for the scale-out tests.
+stage "tests: Celery deployment, Airflow $AIRFLOW_VERSION" scripts/pytest.sh .venv -m celery
+stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor -m "not celery"
