@@ -75,8 +75,8 @@ class Reads:
 def test_the_shared_cache_is_used_again_once_the_window_is_over(
     redis: Redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = types.SimpleNamespace(monotonic=lambda: now)
     now = 1000.0
+    clock = types.SimpleNamespace(monotonic=lambda: now)
     monkeypatch.setattr(cache_fail_open, "time", clock)
     cache = FailOpenCache(RedisTokenCache(redis.url, CIPHER), retry_after=30)
     reads = Reads(cache, monkeypatch)

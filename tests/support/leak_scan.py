@@ -151,12 +151,13 @@ def jwt_shapes(
         if allow_jwt is None or not allow_jwt(claims):
             kinds.add("a JWT (by shape)")
     for segment in JSON_SEGMENT.findall(line):
-        claims = _json_object(segment)
-        if claims is None:
+        payload_claims = _json_object(segment)
+        if payload_claims is None:
             continue
         for claim in ("iss", "sub"):
-            if isinstance(claims.get(claim), str) and claims[claim] in issuers:
-                kinds.add(f"JWT payload issued by or for {claims[claim]} (by shape)")
+            value = payload_claims.get(claim)
+            if isinstance(value, str) and value in issuers:
+                kinds.add(f"JWT payload issued by or for {value} (by shape)")
     return kinds
 
 
