@@ -1,7 +1,7 @@
 """TokenClient: requests a client-credentials token (RFC 6749 §4.4), with bounded retries.
 
 The transport-free parts (the form, reading the answer, the wait between attempts) are module
-functions shared with the asyncio client (:mod:`~airflow_provider_oauthcc.auth.async_client`).
+functions shared with the asyncio client (:mod:`~airflow_provider_oauthcc.auth.aio.client`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_oauthcc.auth import masking, metrics
 from airflow_provider_oauthcc.auth.cache import TokenCache, TokenCacheError
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError

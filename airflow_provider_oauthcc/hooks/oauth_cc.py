@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import mask_secret
 from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig, as_flag
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError

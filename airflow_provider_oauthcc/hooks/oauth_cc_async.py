@@ -17,10 +17,10 @@ import requests
 import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_oauthcc.auth.async_api import ApiRequest, AsyncBearerClient, TransportOptions
-from airflow_provider_oauthcc.auth.async_provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.aio.api import ApiRequest, AsyncBearerClient, TransportOptions
+from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import TokenCache
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_oauthcc.auth import cache_fail_open
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
-from airflow_provider_oauthcc.auth.cache_fail_open import FailOpenCache
-from airflow_provider_oauthcc.auth.cache_redis import RedisTokenCache, close_clients
+from airflow_provider_oauthcc.auth.cache import fail_open as cache_fail_open
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.fail_open import FailOpenCache
+from airflow_provider_oauthcc.auth.cache.redis import RedisTokenCache, close_clients
 from airflow_provider_oauthcc.auth.token import Token
 from tests.support import redis_server as redis_support
 

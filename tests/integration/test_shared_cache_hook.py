@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from airflow_provider_oauthcc.auth import metrics
-from airflow_provider_oauthcc.auth.cache_layered import LayeredTokenCache
+from airflow_provider_oauthcc.auth.cache.layered import LayeredTokenCache
 from airflow_provider_oauthcc.get_provider_info import get_provider_info
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook, _AirflowStats, redis_url
 from devserver import DevServer

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.provider import TokenProvider

@@ -99,7 +99,7 @@ def redis_server() -> Iterator[RedisServer]:
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield server
-    from airflow_provider_oauthcc.auth.cache_redis import close_clients
+    from airflow_provider_oauthcc.auth.cache.redis import close_clients
 
     close_clients()
     server.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_oauthcc.auth import async_transport
+from airflow_provider_oauthcc.auth.aio import transport as async_transport
 from devserver.pki import DevPKI, make_dev_pki
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_oauthcc.auth.cache_crypto import (
+from airflow_provider_oauthcc.auth.cache.crypto import (
     FORMAT,
     NoCredentialError,
     TokenCipher,

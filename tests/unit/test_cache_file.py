@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_oauthcc.auth.cache import TokenCacheError
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
-from airflow_provider_oauthcc.auth.cache_file import FileTokenCache, default_cache_dir
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.file import FileTokenCache, default_cache_dir
 
 from .cache_support import SECRET, config, token
 

@@ -11,12 +11,12 @@ import pytest
 
 from airflow_provider_oauthcc.auth import metrics
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE, MemoryTokenCache, TokenCache
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
-from airflow_provider_oauthcc.auth.cache_fail_open import FailOpenCache
-from airflow_provider_oauthcc.auth.cache_file import FileTokenCache
-from airflow_provider_oauthcc.auth.cache_layered import LayeredTokenCache
-from airflow_provider_oauthcc.auth.cache_redis import RedisTokenCache
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.fail_open import FailOpenCache
+from airflow_provider_oauthcc.auth.cache.file import FileTokenCache
+from airflow_provider_oauthcc.auth.cache.layered import LayeredTokenCache
+from airflow_provider_oauthcc.auth.cache.redis import RedisTokenCache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.provider import TokenProvider

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from airflow_provider_oauthcc.auth.cache import TokenCacheError
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
-from airflow_provider_oauthcc.auth.cache_redis import (
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.redis import (
     _DELETE_IF_UNCHANGED,
     RedisTokenCache,
     _entry_name,

@@ -11,10 +11,10 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from airflow_provider_oauthcc.auth.async_client import AsyncTokenClient
-from airflow_provider_oauthcc.auth.async_provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.aio.client import AsyncTokenClient
+from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import MemoryTokenCache
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.token import Token

@@ -18,11 +18,12 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_oauthcc.auth import cache_crypto, deployment, discovery, masking
+from airflow_provider_oauthcc.auth import deployment, discovery, masking
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE, TokenCacheError
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
-from airflow_provider_oauthcc.auth.cache_fail_open import FailOpenCache
-from airflow_provider_oauthcc.auth.cache_file import FileTokenCache
+from airflow_provider_oauthcc.auth.cache import crypto as cache_crypto
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.fail_open import FailOpenCache
+from airflow_provider_oauthcc.auth.cache.file import FileTokenCache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import (

@@ -20,8 +20,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from airflow_provider_oauthcc.auth.async_provider import AsyncTokenProvider
-from airflow_provider_oauthcc.auth.async_transport import (
+from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.aio.transport import (
     async_ssl_context,
     client_timeout,
     connection_reason,

@@ -21,14 +21,14 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-from airflow_provider_oauthcc.auth.async_client import AsyncTokenClient
+from airflow_provider_oauthcc.auth.aio.client import AsyncTokenClient
 from airflow_provider_oauthcc.auth.cache import (
     DEFAULT_LOCK_WAIT,
     MemoryTokenCache,
     Release,
     TokenCache,
 )
-from airflow_provider_oauthcc.auth.cache_factory import make_token_cache
+from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.provider import TokenPolicy

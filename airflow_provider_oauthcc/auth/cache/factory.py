@@ -37,14 +37,14 @@ def make_token_cache(config: ClientConfig, *, redis_url: RedisUrl | None = None)
         )
         return PROCESS_CACHE
 
-    from airflow_provider_oauthcc.auth.cache_fail_open import FailOpenCache
-    from airflow_provider_oauthcc.auth.cache_layered import LayeredTokenCache
+    from airflow_provider_oauthcc.auth.cache.fail_open import FailOpenCache
+    from airflow_provider_oauthcc.auth.cache.layered import LayeredTokenCache
 
     return LayeredTokenCache(FailOpenCache(shared, secrets=config.secrets))
 
 
 def _shared_cache(config: ClientConfig, redis_url: RedisUrl | None) -> TokenCache:
-    from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher, credential_of
+    from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher, credential_of
     from airflow_provider_oauthcc.auth.client import fetch_budget
 
     # A fetch holds the shared lock: it must not expire under the longest possible fetch.
@@ -52,12 +52,12 @@ def _shared_cache(config: ClientConfig, redis_url: RedisUrl | None) -> TokenCach
 
     cipher = TokenCipher(credential_of(config))
     if config.cache_backend == "file":
-        from airflow_provider_oauthcc.auth.cache_file import FileTokenCache, default_cache_dir
+        from airflow_provider_oauthcc.auth.cache.file import FileTokenCache, default_cache_dir
 
         directory = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         return FileTokenCache(directory, cipher, lock_timeout=lock_timeout)
     if config.cache_backend == "redis":
-        from airflow_provider_oauthcc.auth.cache_redis import RedisTokenCache
+        from airflow_provider_oauthcc.auth.cache.redis import RedisTokenCache
 
         if redis_url is None:
             raise ValueError("no Redis URL was given")

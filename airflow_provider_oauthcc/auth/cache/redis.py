@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCacheError
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
 from airflow_provider_oauthcc.auth.token import Token
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from airflow_provider_oauthcc.auth.cache import KeyedLocks, Release, TokenCacheError
-from airflow_provider_oauthcc.auth.cache_crypto import TokenCipher
+from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
 from airflow_provider_oauthcc.auth.token import Token
 
 DIR_NAME = "oauthcc-token-cache"

@@ -15,7 +15,7 @@ import aiohttp
 import tenacity
 
 from airflow_provider_oauthcc.auth import masking
-from airflow_provider_oauthcc.auth.async_transport import (
+from airflow_provider_oauthcc.auth.aio.transport import (
     async_ssl_context,
     client_timeout,
     connection_reason,

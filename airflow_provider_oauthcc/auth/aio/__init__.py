@@ -1,0 +1,1 @@
+"""The OAuth core over asyncio (aiohttp), for the triggerer: the same decisions, other transports."""
