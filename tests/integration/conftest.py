@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_oauthcc.auth import discovery
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
 from devserver import DevServer
+from tests.support.connections import conn_json
 
 SECRET = "s3cret-Value-9f8e7d"
 
@@ -35,3 +36,26 @@ def _fresh_process_state() -> Iterator[None]:
     yield
     PROCESS_CACHE.clear()
     discovery.clear_cache()
+
+
+API_SECRET = "s3cret-Value-api-4242"
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[DevServer]:
+    """One devserver for a test module, with the client "app" (``API_SECRET``, scope read)."""
+    with DevServer() as srv:
+        srv.add_client("app", secret=API_SECRET, scope="read")
+        yield srv
+
+
+def api_connection(
+    api: DevServer, monkeypatch: pytest.MonkeyPatch, *, records: int, conn_id: str = "crm"
+) -> str:
+    """The Airflow connection ``conn_id`` to ``api`` (as AIRFLOW_CONN_*), the server reset and
+    serving ``records`` records; returns the connection ID."""
+    api.reset()
+    api.dataset_size = records
+    value = conn_json(api.api_url, "app", API_SECRET, auth_url=api.token_url, scope="read")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+    return conn_id

@@ -5,7 +5,6 @@ come back as the same exception types."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +30,16 @@ from devserver import DevServer
 from tests.support.connections import conn_json
 from tests.support.deferral import Deferrals, run_deferrable
 
+from .conftest import API_SECRET, api_connection
+
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-defop-7733"
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
+SECRET = API_SECRET
 
 
 @pytest.fixture(autouse=True)
 def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    api.reset()
-    api.dataset_size = 250
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
-    return "crm"
+    return api_connection(api, monkeypatch, records=250)
 
 
 def operator(**kwargs: Any) -> OAuthHttpOperator:

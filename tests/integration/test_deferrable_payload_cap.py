@@ -5,7 +5,6 @@ the worker, where the answer is streamed and paginated as without deferral."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,31 +15,20 @@ from airflow_provider_oauthcc.pagination import PageNumberPaginator
 from airflow_provider_oauthcc.triggers import events
 from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpTrigger
 from devserver import DevServer
-from tests.support.connections import conn_json
 from tests.support.deferral import Deferrals, run_deferrable
 
+from .conftest import API_SECRET, api_connection
 from .test_deferrable_trigger import run
 
-SECRET = "s3cret-Value-cap-4411"
+SECRET = API_SECRET
 # 100 records of 4 KB each: about 400 KiB, above the cap and far below the old 8 MiB.
 LARGE_PAGE = {"per_page": 100, "pad": 4000}
 SMALL_PAGE = {"per_page": 10, "pad": 100}
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
-
-
 @pytest.fixture(autouse=True)
 def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    api.reset()
-    api.dataset_size = 300
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM_CAP", value)
-    return "crm_cap"
+    return api_connection(api, monkeypatch, records=300, conn_id="crm_cap")
 
 
 def test_the_cap_is_far_below_the_old_8_mib() -> None:

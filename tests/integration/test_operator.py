@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +26,18 @@ from airflow_provider_oauthcc.pagination import (
 )
 from devserver import DevServer
 from devserver.dataset import EPOCH, STEP
-from tests.support.connections import conn_json
+
+from .conftest import API_SECRET, api_connection
 
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-op-4242"
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
+SECRET = API_SECRET
 
 
 @pytest.fixture(autouse=True)
 def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """The connection ``crm`` for the operator, and a server reset to 250 records."""
-    api.reset()
-    api.dataset_size = 250
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
-    return "crm"
+    return api_connection(api, monkeypatch, records=250)
 
 
 def pull(**kwargs: Any) -> OAuthHttpOperator:

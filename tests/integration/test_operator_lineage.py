@@ -8,7 +8,6 @@ published path once and never the temporary ``.partial`` file; ``OAuthHttpOperat
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,12 @@ import pytest
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from devserver import DevServer
-from tests.support.connections import conn_json
+
+from .conftest import API_SECRET, api_connection
 
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-lineage-5521"
+SECRET = API_SECRET
 OPENLINEAGE_MISSING = (
     "the OpenLineage provider is not installed: add "
     '"apache-airflow-providers-openlineage>=2.20.3" to the dev dependency group in '
@@ -29,19 +29,9 @@ OPENLINEAGE_MISSING = (
 )
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
-
-
 @pytest.fixture(autouse=True)
-def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    api.reset()
-    api.dataset_size = 120  # 3 pages of 50
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
+def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    return api_connection(api, monkeypatch, records=120)  # 3 pages of 50
 
 
 @pytest.fixture

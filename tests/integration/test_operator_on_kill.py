@@ -9,7 +9,6 @@ thread, as Airflow calls it when a task is stopped.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +21,17 @@ from airflow_provider_oauthcc.output import OutputAborted
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.pull import PullStopped
 from devserver import DevServer
-from tests.support.connections import conn_json
+
+from .conftest import API_SECRET, api_connection
 
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-kill-7731"
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
+SECRET = API_SECRET
 
 
 @pytest.fixture(autouse=True)
-def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    api.reset()
-    api.dataset_size = 250  # 5 pages of 50
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
+def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    return api_connection(api, monkeypatch, records=250)  # 5 pages of 50
 
 
 class Run(threading.Thread):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,24 +18,16 @@ from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from devserver import DevServer
 from tests.support.connections import conn_json
 
+from .conftest import API_SECRET, api_connection
+
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-rb-1717"
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
+SECRET = API_SECRET
 
 
 @pytest.fixture(autouse=True)
-def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    api.reset()
-    api.dataset_size = 250
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
+def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    return api_connection(api, monkeypatch, records=250)
 
 
 def link_pull(target: Path, **kwargs: Any) -> OAuthHttpOperator:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +14,18 @@ import requests
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from devserver import DevServer
-from tests.support.connections import conn_json
+
+from .conftest import API_SECRET, api_connection
 
 pytestmark = pytest.mark.integration
 
-SECRET = "s3cret-Value-maxpages-7c1e"
+SECRET = API_SECRET
 STOPPED = "Stopped at max_pages="
 
 
-@pytest.fixture(scope="module")
-def api() -> Iterator[DevServer]:
-    with DevServer() as srv:
-        srv.add_client("app", secret=SECRET, scope="read")
-        yield srv
-
-
 @pytest.fixture(autouse=True)
-def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    api.reset()
-    api.dataset_size = 250
-    value = conn_json(api.api_url, "app", SECRET, auth_url=api.token_url, scope="read")
-    monkeypatch.setenv("AIRFLOW_CONN_CRM", value)
+def crm(api: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    return api_connection(api, monkeypatch, records=250)
 
 
 def next_page(response: requests.Response) -> dict[str, Any] | None:
