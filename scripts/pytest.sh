@@ -9,4 +9,4 @@ export AIRFLOW_HOME=$home
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__UNIT_TEST_MODE=False
 export PATH="$PWD/$venv/bin:$PATH"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -23,7 +23,7 @@ from tests.support.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]  # fixture
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.load, pytest.mark.timeout(900)]
 
 SECRET = "s3cret-Value-triggerer-8080"
 DAG_ID = "oauthcc_real_triggerer"

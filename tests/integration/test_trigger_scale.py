@@ -30,7 +30,7 @@ from tests.support.triggerer_loop import POOL_THREADS, LoopReport, run_bounded
 
 __all__ = ["redis_server"]  # fixture
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.load, pytest.mark.timeout(400)]
 
 SECRET = "scale-secret-8d1c2b"
 CONNECTIONS = 100
