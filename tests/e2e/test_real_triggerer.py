@@ -51,7 +51,11 @@ with DAG(
         OAuthHttpOperator(
             task_id=f"call_{{number:02d}}",
             oauth_conn_id=f"e2e_conn_{{number % {CONNECTIONS}}}",
-            endpoint="/v1/whoami",
+            # A call that takes seconds, as deferral is for: an instant answer can fire the
+            # trigger before the scheduler has seen the task defer, and Airflow's LocalExecutor
+            # then fails the task ("finished with state success, but ... queued").
+            endpoint="/v1/sleep",
+            data={{"seconds": 10}},
             deferrable=True,
         )
 '''
@@ -147,7 +151,10 @@ def test_fifty_deferred_tasks_over_ten_connections_in_a_real_triggerer(
     states = dict(
         query(deployment, "select task_id, state from task_instance where dag_id = ?", DAG_ID)
     )
-    assert state == "success", (states, deployment.log("triggerer"))
+    not_done = {task: task_state for task, task_state in states.items() if task_state != "success"}
+    if not_done:
+        print(_task_logs(deployment, not_done), deployment.log("scheduler"), sep="\n")
+    assert state == "success", not_done
     assert sorted(states.values()) == ["success"] * TASKS
 
     # One token request per connection for the whole run, through the Redis cache.
@@ -157,3 +164,12 @@ def test_fifty_deferred_tasks_over_ten_connections_in_a_real_triggerer(
     assert len(agents) == TASKS and all("aiohttp" in agent for agent in agents), agents[:3]
     # The triggerer logged nothing secret.
     assert SECRET not in deployment.full_log("triggerer")
+
+
+def _task_logs(deployment: AirflowDeployment, tasks: dict[str, str], chars: int = 3000) -> str:
+    """The end of each failed task's log, to say why it failed."""
+    parts = []
+    for task in sorted(tasks):
+        for path in sorted((deployment.home / "logs").rglob(f"task_id={task}/*.log")):
+            parts.append(f"--- {path.name} of {task}:\n{path.read_text(errors='replace')[-chars:]}")
+    return "\n".join(parts) or "(no task logs found)"

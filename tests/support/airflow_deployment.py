@@ -47,6 +47,10 @@ class AirflowDeployment:
                 "AIRFLOW__API_AUTH__JWT_SECRET": "oauthcc-e2e-jwt-secret-0123456789abcdef",
                 "AIRFLOW__API_AUTH__JWT_ISSUER": "oauthcc-e2e",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # A loaded 2-core test machine can delay a task's heartbeats by minutes; the
+                # scheduler must not fail such a task as a zombie (that tests Airflow, not us).
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "900",
+                "AIRFLOW__SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": "900",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 **env,
