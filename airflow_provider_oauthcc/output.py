@@ -6,7 +6,8 @@ is deleted. A failed pull therefore never leaves a partial file at the final pat
 pull never a duplicated one, and a failed re-run keeps the previous complete file.
 
 On a local file system the move is an atomic rename. Object stores (S3, GCS, ...) have no
-rename: fsspec copies then deletes, and the final object still only appears once complete.
+rename: the temporary object is copied to the final key, then deleted, and the final object
+still only appears once complete (tested against a local S3, moto's server mode).
 
 Writes go straight to the file system's file object (one write per page), not through
 ``ObjectStoragePath.open``, whose wrapper reports hook lineage on every write and for the
@@ -92,8 +93,7 @@ class JsonLinesWriter:
         for name in names:
             if stale.fullmatch(str(name).rstrip("/").rsplit("/", 1)[-1]):
                 log.info("Removing the temporary file of an earlier, interrupted attempt: %s", name)
-                with contextlib.suppress(FileNotFoundError):
-                    fs.rm(name)
+                _remove(fs, name)
 
     def write(self, records: Iterable[Any]) -> int:
         """Append records, one JSON document per line; returns the bytes written."""
@@ -147,7 +147,7 @@ class JsonLinesWriter:
         try:
             if file is not None:
                 file.close()
-            self.target.fs.mv(self.partial.path, self.target.path)
+            _move(self.target.fs, self.partial.path, self.target.path)
         except BaseException:
             self._discard(None)
             raise
@@ -159,9 +159,27 @@ class JsonLinesWriter:
                 file.close()
         finally:
             try:
-                self.partial.unlink(missing_ok=True)
+                _remove(self.target.fs, self.partial.path)
             except Exception:
                 log.warning("Could not delete the temporary file %s", self.partial, exc_info=True)
+
+
+def _move(fs: Any, source: str, destination: str) -> None:
+    """Move one file. A file system's own ``mv`` (a rename on a local disk) when it has one;
+    otherwise copy then delete that one file: fsspec's generic ``mv`` (S3, GCS, ...) expands
+    ``[``, ``*`` and ``?`` in the paths as glob patterns, and an object key is a name."""
+    if getattr(type(fs).mv, "__qualname__", "") != "AbstractFileSystem.mv":
+        fs.mv(source, destination)
+        return
+    fs.cp_file(source, destination)
+    _remove(fs, source)
+
+
+def _remove(fs: Any, path: str) -> None:
+    """Delete one file, gone already or not; ``path`` is a name, never a glob pattern (fsspec's
+    ``rm`` expands one, and on S3 through a listing cache that may predate the file)."""
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(path)
 
 
 def _report_output(target: ObjectStoragePath) -> None:
