@@ -25,4 +25,4 @@ bench:
 	@scripts/bench.sh
 
 clean:
-	rm -rf .venv .venv-floor .demo .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-floor .venv-2.11 .venv-3.0 .venv-3.1 .demo .airflow .pytest_cache .mypy_cache .ruff_cache

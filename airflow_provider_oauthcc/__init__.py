@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-MIN_AIRFLOW_VERSION = "3.1.0"
+MIN_AIRFLOW_VERSION = "2.11.0"
 
 
 def _installed_airflow_version() -> str | None:

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    from airflow_provider_oauthcc.airflow_compat import ObjectStoragePath
 
 
 def api_dataset(url: str) -> Dataset:

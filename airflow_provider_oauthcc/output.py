@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_oauthcc.airflow_compat import ObjectStoragePath
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _partial_name(name: str, owner: str) -> re.Pattern[str]:
 
 def as_storage_path(target: ObjectStoragePath | str) -> ObjectStoragePath:
     """An ``ObjectStoragePath`` from a path or a URI (``file://``, ``s3://conn_id@bucket/...``)."""
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
+    from airflow_provider_oauthcc.airflow_compat import ObjectStoragePath
 
     if isinstance(target, ObjectStoragePath):
         return target
@@ -184,6 +184,6 @@ def _remove(fs: Any, path: str) -> None:
 
 def _report_output(target: ObjectStoragePath) -> None:
     """Hook-level lineage: the published path is this task's output (once, the final path)."""
-    from airflow.providers.common.compat.sdk import get_hook_lineage_collector
+    from airflow_provider_oauthcc.airflow_compat import get_hook_lineage_collector
 
     get_hook_lineage_collector().add_output_asset(context=target, uri=str(target))

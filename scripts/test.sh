@@ -32,11 +32,11 @@ stage "types: mypy (strict)" .venv/bin/mypy
 
 airflow_version() { "$1/bin/python" -c 'from importlib.metadata import version; print(version("apache-airflow"))'; }
 AIRFLOW_VERSION=$(airflow_version .venv)
-FLOOR_VERSION=$(airflow_version .venv-floor)
+FLOOR_VERSION=$(airflow_version .venv-2.11)
 stage "wheel: build, install, dags test" scripts/test-wheel.sh
 stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv -m "not celery"
 # One CeleryExecutor deployment (PostgreSQL, Redis, two workers) for the scale-out tests.
 stage "tests: Celery deployment, Airflow $AIRFLOW_VERSION" scripts/pytest.sh .venv -m celery
 # The scale and real-deployment tests (marker "load") exercise version-independent code at
 # length: they run on the newest Airflow only, which keeps make test well inside its budget.
-stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-floor -m "not celery and not load"
+stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-2.11 -m "not celery and not load"

@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from airflow.providers.common.compat.sdk import mask_secret
 from airflow.providers.http.hooks.http import HttpHook
 
+from airflow_provider_oauthcc.airflow_compat import amask_secret, mask_secret
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
 from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
@@ -25,12 +25,12 @@ class _AirflowStats:
     """Airflow's Stats (statsd / OpenTelemetry, as the deployment configures), imported on use."""
 
     def incr(self, name: str) -> None:
-        from airflow.providers.common.compat.sdk import Stats
+        from airflow_provider_oauthcc.airflow_compat import Stats
 
         Stats.incr(name)
 
     def timing(self, name: str, seconds: float) -> None:
-        from airflow.providers.common.compat.sdk import Stats
+        from airflow_provider_oauthcc.airflow_compat import Stats
 
         Stats.timing(name, timedelta(seconds=seconds))
 
@@ -38,23 +38,14 @@ class _AirflowStats:
 def _fernet_key() -> str | None:
     """Airflow's [core] fernet_key, the deployment secret of the shared token caches."""
     try:
-        from airflow.configuration import conf
+        from airflow_provider_oauthcc.airflow_compat import conf
 
         return conf.get("core", "fernet_key", fallback=None) or None
     except Exception:
         return None
 
 
-def _async_mask_secret() -> Any:
-    """Airflow's masker for event loops (3.3+), which does not block on the supervisor."""
-    try:
-        from airflow.sdk.log import amask_secret
-    except ImportError:
-        return None
-    return amask_secret
-
-
-masking.set_masker(mask_secret, _async_mask_secret())
+masking.set_masker(mask_secret, amask_secret())
 metrics.set_recorder(_AirflowStats())
 deployment.set_deployment_secret(_fernet_key())
 

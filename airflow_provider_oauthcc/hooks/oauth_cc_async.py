@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import requests
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook
 
+from airflow_provider_oauthcc.airflow_compat import BaseHook
 from airflow_provider_oauthcc.auth.aio.api import ApiRequest, AsyncBearerClient, TransportOptions
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import TokenCache
@@ -71,12 +71,8 @@ class OAuthCCAsyncHook(BaseHook):
 
     async def _connection(self, conn_id: str) -> Any:
         """The connection, read without blocking the loop on any Airflow version."""
-        try:
-            from airflow.providers.common.compat.connection import get_async_connection
-        except ImportError:  # an older common-compat: Airflow 3.1's way, in a thread
-            from asgiref.sync import sync_to_async
+        from airflow_provider_oauthcc.airflow_compat import get_async_connection
 
-            return await sync_to_async(self.get_connection)(conn_id)
         return await get_async_connection(conn_id, self)
 
     async def _token_cache(self, config: ClientConfig) -> TokenCache:

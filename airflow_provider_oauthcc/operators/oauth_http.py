@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import conf
 from airflow.providers.http.operators.http import HttpOperator
 
+from airflow_provider_oauthcc.airflow_compat import conf
 from airflow_provider_oauthcc.pagination import (
     FunctionPaginator,
     Page,
@@ -24,9 +24,9 @@ from airflow_provider_oauthcc.pagination import (
 
 if TYPE_CHECKING:
     import requests
-    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
     from airflow.providers.openlineage.extractors import OperatorLineage
 
+    from airflow_provider_oauthcc.airflow_compat import Context, ObjectStoragePath
     from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
     from airflow_provider_oauthcc.output import JsonLinesWriter
     from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
@@ -402,7 +402,7 @@ class OAuthHttpOperator(HttpOperator):
         return to_request
 
     def _records_of(self, context: Context) -> Callable[[Page], list[Any]]:
-        from airflow.providers.common.compat.sdk import AirflowException, determine_kwargs
+        from airflow_provider_oauthcc.airflow_compat import AirflowException, determine_kwargs
 
         def records_of(page: Page) -> list[Any]:
             response = page.response
@@ -453,7 +453,7 @@ class OAuthHttpOperator(HttpOperator):
 
     def _annotate_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
         """Put the summary on the events of this task's Asset outlets, for downstream DAGs."""
-        from airflow.providers.common.compat.sdk import Asset
+        from airflow_provider_oauthcc.airflow_compat import Asset
 
         assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
         events = context.get("outlet_events")

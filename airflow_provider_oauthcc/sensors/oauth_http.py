@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.providers.http.sensors.http import HttpSensor
+
+from airflow_provider_oauthcc.airflow_compat import BaseSensorOperator, PokeReturnValue
 
 if TYPE_CHECKING:
     import requests
-    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_oauthcc.airflow_compat import Context
 
 # Room for the trigger's own deadline event, which says more than Airflow's deferral timeout.
 _DEFERRAL_GRACE = 60.0
@@ -80,7 +82,7 @@ class OAuthHttpSensor(HttpSensor):
         ``soft_fail`` skips on a fail-fast error (``AirflowFailException``, a timeout),
         ``never_fail`` on any error, ``silent_fail`` logs it and defers.
         """
-        from airflow.providers.common.compat.sdk import (
+        from airflow_provider_oauthcc.airflow_compat import (
             AirflowFailException,
             AirflowSensorTimeout,
             AirflowSkipException,
@@ -111,8 +113,7 @@ class OAuthHttpSensor(HttpSensor):
             raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow.providers.common.compat.sdk import AirflowSensorTimeout
-
+        from airflow_provider_oauthcc.airflow_compat import AirflowSensorTimeout
         from airflow_provider_oauthcc.triggers import events
 
         if not event:
@@ -174,7 +175,7 @@ class OAuthHttpSensor(HttpSensor):
     def _check(self, response: requests.Response, context: Context) -> bool | PokeReturnValue:
         if self.response_check is None:
             return True
-        from airflow.providers.common.compat.sdk import determine_kwargs
+        from airflow_provider_oauthcc.airflow_compat import determine_kwargs
 
         kwargs = determine_kwargs(self.response_check, [response], context)
         result: bool | PokeReturnValue = self.response_check(response, **kwargs)

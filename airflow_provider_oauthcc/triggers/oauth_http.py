@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 import requests
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_oauthcc.airflow_compat import BaseTrigger, TriggerEvent
 from airflow_provider_oauthcc.hooks.oauth_cc import api_error
 from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
 from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS

@@ -30,16 +30,19 @@ def _with_airflow(version: str) -> str:
     )
 
 
-@pytest.mark.parametrize("version", ["3.0.6", "2.11.0", "3.0.7rc1", "3"])
+@pytest.mark.parametrize("version", ["2.10.5", "2.9.0", "2.10.6rc1", "2"])
 def test_an_older_airflow_is_refused_with_a_clear_message(version: str) -> None:
     result = _run(_with_airflow(version))
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: airflow-provider-oauthcc ")
-    assert f"needs Apache Airflow 3.1.0 or newer, and this is Airflow {version}" in last
+    assert f"needs Apache Airflow 2.11.0 or newer, and this is Airflow {version}" in last
 
 
-@pytest.mark.parametrize("version", ["3.1.0", "3.1.0rc1", "3.1", "3.3.2", "3.4.0.dev0", "3.10.0"])
+@pytest.mark.parametrize(
+    "version",
+    ["2.11.0", "2.11.0rc1", "2.11", "3.0.6", "3.1.0", "3.3.2", "3.4.0.dev0", "3.10.0"],
+)
 def test_a_supported_airflow_is_accepted(version: str) -> None:
     result = _run(_with_airflow(version))
     assert result.returncode == 0, result.stderr
@@ -49,7 +52,7 @@ def test_the_installed_airflow_is_checked_without_importing_it() -> None:
     result = _run(
         "import sys\n"
         "from unittest import mock\n"
-        "with mock.patch('importlib.metadata.version', return_value='3.0.2'):\n"
+        "with mock.patch('importlib.metadata.version', return_value='2.10.5'):\n"
         "    try:\n"
         "        import airflow_provider_oauthcc\n"
         "    except RuntimeError as exc:\n"
@@ -58,7 +61,7 @@ def test_the_installed_airflow_is_checked_without_importing_it() -> None:
     )
     assert result.returncode == 0, result.stderr
     message, imported = result.stdout.strip().splitlines()
-    assert "this is Airflow 3.0.2" in message
+    assert "this is Airflow 2.10.5" in message
     assert imported == "False"
 
 

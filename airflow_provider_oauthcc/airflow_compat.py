@@ -1,0 +1,143 @@
+"""Every Airflow import whose location depends on the Airflow version, in one place.
+
+Supported: Apache Airflow 2.11, 3.0, 3.1, 3.2 and 3.3. Most names come from
+``apache-airflow-providers-common-compat`` (its ``sdk`` module tries the Airflow 3 location,
+then the Airflow 2 one: ``airflow.sdk.Asset`` / ``airflow.datasets.Dataset``,
+``airflow.sdk.ObjectStoragePath`` / ``airflow.io.path.ObjectStoragePath``,
+``airflow.sdk.log.mask_secret`` / ``airflow.utils.log.secrets_masker.mask_secret``, ...); the
+few it does not cover are resolved here. The rest of the package imports these names from this
+module and never checks the Airflow version itself (the OAuth core, ``auth/``, imports no
+Airflow at all).
+
+Names resolve on first use (PEP 562): importing this module imports no Airflow, so DAG files
+that import the operator stay cheap to parse.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.connection import (
+        get_async_connection as get_async_connection,
+    )
+    from airflow.providers.common.compat.sdk import (
+        AirflowException as AirflowException,
+    )
+    from airflow.providers.common.compat.sdk import (
+        AirflowFailException as AirflowFailException,
+    )
+    from airflow.providers.common.compat.sdk import (
+        AirflowSensorTimeout as AirflowSensorTimeout,
+    )
+    from airflow.providers.common.compat.sdk import (
+        Asset as Asset,
+    )
+    from airflow.providers.common.compat.sdk import (
+        BaseHook as BaseHook,
+    )
+    from airflow.providers.common.compat.sdk import (
+        BaseOperator as BaseOperator,
+    )
+    from airflow.providers.common.compat.sdk import (
+        BaseSensorOperator as BaseSensorOperator,
+    )
+    from airflow.providers.common.compat.sdk import (
+        Connection as Connection,
+    )
+    from airflow.providers.common.compat.sdk import (
+        Context as Context,
+    )
+    from airflow.providers.common.compat.sdk import (
+        ObjectStoragePath as ObjectStoragePath,
+    )
+    from airflow.providers.common.compat.sdk import (
+        PokeReturnValue as PokeReturnValue,
+    )
+    from airflow.providers.common.compat.sdk import (
+        Stats as Stats,
+    )
+    from airflow.providers.common.compat.sdk import (
+        TaskDeferred as TaskDeferred,
+    )
+    from airflow.providers.common.compat.sdk import (
+        conf as conf,
+    )
+    from airflow.providers.common.compat.sdk import (
+        determine_kwargs as determine_kwargs,
+    )
+    from airflow.providers.common.compat.sdk import (
+        # typed as Airflow 3's; at run time the shim in common.compat.lineage.hook
+        get_hook_lineage_collector as get_hook_lineage_collector,
+    )
+    from airflow.providers.common.compat.sdk import (
+        mask_secret as mask_secret,
+    )
+    from airflow.triggers.base import BaseTrigger as BaseTrigger
+    from airflow.triggers.base import TriggerEvent as TriggerEvent
+
+_COMMON_COMPAT_SDK = "airflow.providers.common.compat.sdk"
+
+# name -> module it is taken from (the same name there)
+_WHERE: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "AirflowException",
+            "AirflowFailException",
+            "AirflowSensorTimeout",
+            # Airflow 2.x: airflow.datasets.Dataset, which is what 2.x calls an asset
+            "Asset",
+            "BaseHook",
+            "BaseOperator",
+            "BaseSensorOperator",
+            "Connection",
+            "Context",
+            "ObjectStoragePath",
+            "PokeReturnValue",
+            "Stats",
+            "TaskDeferred",
+            "conf",
+            "determine_kwargs",
+            "mask_secret",
+        ),
+        _COMMON_COMPAT_SDK,
+    ),
+    # The same module on every supported version.
+    "BaseTrigger": "airflow.triggers.base",
+    "TriggerEvent": "airflow.triggers.base",
+    # Reads the connection without blocking the event loop, Airflow 2.11 to 3.3.
+    "get_async_connection": "airflow.providers.common.compat.connection",
+    # Airflow 2.x's collector has add_output_dataset, not add_output_asset: the shim adds it.
+    "get_hook_lineage_collector": "airflow.providers.common.compat.lineage.hook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AIRFLOW_V_3_0_PLUS":
+        from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+        return AIRFLOW_V_3_0_PLUS
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def amask_secret() -> Any:
+    """Airflow's masker for event loops (3.3+), which does not block on the supervisor; None
+    before 3.3 (the synchronous ``mask_secret`` is used there)."""
+    try:
+        from airflow.sdk.log import amask_secret as found
+    except ImportError:
+        return None
+    return found
+
+
+def connection_form_style() -> str:
+    """Which connection form this Airflow builds from the hook class: ``"fab"`` (Airflow 2.x,
+    Flask AppBuilder: WTForms fields with its BS3 widgets) or ``"react"`` (3.x: plain WTForms
+    fields, read by ``/ui/connections/hook_meta``)."""
+    return "react" if __getattr__("AIRFLOW_V_3_0_PLUS") else "fab"
