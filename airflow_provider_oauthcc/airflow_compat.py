@@ -19,63 +19,60 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.connection import (
-        get_async_connection as get_async_connection,
-    )
+    # Typed as Airflow 3's; get_hook_lineage_collector resolves at run time to the shim in
+    # common.compat.lineage.hook (see _WHERE).
+    from airflow.providers.common.compat.connection import get_async_connection
     from airflow.providers.common.compat.sdk import (
-        AirflowException as AirflowException,
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+        AirflowSkipException,
+        AirflowTaskTimeout,
+        Asset,
+        BaseHook,
+        BaseOperator,
+        BaseSensorOperator,
+        Connection,
+        Context,
+        ObjectStoragePath,
+        PokeReturnValue,
+        Stats,
+        TaskDeferred,
+        conf,
+        determine_kwargs,
+        get_hook_lineage_collector,
+        mask_secret,
     )
-    from airflow.providers.common.compat.sdk import (
-        AirflowFailException as AirflowFailException,
-    )
-    from airflow.providers.common.compat.sdk import (
-        AirflowSensorTimeout as AirflowSensorTimeout,
-    )
-    from airflow.providers.common.compat.sdk import (
-        Asset as Asset,
-    )
-    from airflow.providers.common.compat.sdk import (
-        BaseHook as BaseHook,
-    )
-    from airflow.providers.common.compat.sdk import (
-        BaseOperator as BaseOperator,
-    )
-    from airflow.providers.common.compat.sdk import (
-        BaseSensorOperator as BaseSensorOperator,
-    )
-    from airflow.providers.common.compat.sdk import (
-        Connection as Connection,
-    )
-    from airflow.providers.common.compat.sdk import (
-        Context as Context,
-    )
-    from airflow.providers.common.compat.sdk import (
-        ObjectStoragePath as ObjectStoragePath,
-    )
-    from airflow.providers.common.compat.sdk import (
-        PokeReturnValue as PokeReturnValue,
-    )
-    from airflow.providers.common.compat.sdk import (
-        Stats as Stats,
-    )
-    from airflow.providers.common.compat.sdk import (
-        TaskDeferred as TaskDeferred,
-    )
-    from airflow.providers.common.compat.sdk import (
-        conf as conf,
-    )
-    from airflow.providers.common.compat.sdk import (
-        determine_kwargs as determine_kwargs,
-    )
-    from airflow.providers.common.compat.sdk import (
-        # typed as Airflow 3's; at run time the shim in common.compat.lineage.hook
-        get_hook_lineage_collector as get_hook_lineage_collector,
-    )
-    from airflow.providers.common.compat.sdk import (
-        mask_secret as mask_secret,
-    )
-    from airflow.triggers.base import BaseTrigger as BaseTrigger
-    from airflow.triggers.base import TriggerEvent as TriggerEvent
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+__all__ = [
+    "AIRFLOW_V_3_0_PLUS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "AirflowSkipException",
+    "AirflowTaskTimeout",
+    "Asset",
+    "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "Connection",
+    "Context",
+    "ObjectStoragePath",
+    "PokeReturnValue",
+    "Stats",
+    "TaskDeferred",
+    "TriggerEvent",
+    "amask_secret",
+    "conf",
+    "connection_form_style",
+    "determine_kwargs",
+    "get_async_connection",
+    "get_hook_lineage_collector",
+    "mask_secret",
+]
 
 _COMMON_COMPAT_SDK = "airflow.providers.common.compat.sdk"
 
@@ -86,6 +83,8 @@ _WHERE: dict[str, str] = {
             "AirflowException",
             "AirflowFailException",
             "AirflowSensorTimeout",
+            "AirflowSkipException",
+            "AirflowTaskTimeout",
             # Airflow 2.x: airflow.datasets.Dataset, which is what 2.x calls an asset
             "Asset",
             "BaseHook",

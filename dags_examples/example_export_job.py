@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import AirflowFailException  # 3.1 and later
-from airflow.sdk import DAG, PokeReturnValue, task
+# Airflow 2.11 to 3.3 alike (airflow.sdk on 3.x)
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, PokeReturnValue, task
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator

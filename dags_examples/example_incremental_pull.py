@@ -5,8 +5,11 @@ Every hour, ``pull_items`` asks the API for the records updated in the run's dat
 them as JSON Lines to a dated path. The file appears only once the pull completed. The task's
 return value (XCom) is a summary, which ``check_pull`` verifies against the file.
 
-The output is declared as the Asset ``example_api_items``: the DAG ``oauthcc_items_landed``
-below is scheduled on it and runs each time a pull lands.
+The output is declared as an Asset (a Dataset on Airflow 2.x) named by its URI: the DAG
+``oauthcc_items_landed`` below is scheduled on it and runs each time a pull lands.
+
+Runs unchanged on Airflow 2.11 to 3.3: the Airflow names come from
+``airflow.providers.common.compat.sdk`` (``airflow.sdk`` on 3.x, the 2.x modules on 2.11).
 
 Set up: a connection ``example_api`` of type ``oauth2_client_credentials`` (host = API base
 URL, login = client ID, password = client secret, extra ``auth_url`` and ``scope``), and
@@ -22,14 +25,15 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, ObjectStoragePath, Param, task
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 
 OUTPUT_ROOT = os.environ.get("OAUTHCC_EXAMPLE_OUTPUT", "file:///tmp/oauthcc-example").rstrip("/")
-ITEMS = Asset(name="example_api_items", uri=f"{OUTPUT_ROOT}/items")
+# By URI only: Airflow 2.x's Dataset has no name (on 3.x the name is the URI).
+ITEMS = Asset(uri=f"{OUTPUT_ROOT}/items")
 
 with DAG(
     dag_id="oauthcc_incremental_pull",
@@ -93,10 +97,13 @@ with DAG(
 ):
 
     @task
-    def report_landed_files(triggering_asset_events: Any = None) -> list[str]:
-        """The pull's summary travels on the asset event: no need to guess the path."""
+    def report_landed_files(
+        triggering_asset_events: Any = None, triggering_dataset_events: Any = None
+    ) -> list[str]:
+        """The pull's summary travels on the asset event: no need to guess the path.
+        (Airflow 2.x names the context key ``triggering_dataset_events``.)"""
         paths = []
-        for events in (triggering_asset_events or {}).values():
+        for events in (triggering_asset_events or triggering_dataset_events or {}).values():
             for event in events:
                 extra = event.extra or {}
                 print(f"New file {extra.get('path')}: {extra.get('records')} records")

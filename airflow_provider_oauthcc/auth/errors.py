@@ -26,7 +26,7 @@ else:
         try:  # Airflow 3.2+: the task SDK owns them
             from airflow.sdk.exceptions import AirflowException, AirflowFailException
         except ImportError:
-            try:  # Airflow 3.1
+            try:  # Airflow 2.11 to 3.1
                 from airflow.exceptions import AirflowException, AirflowFailException
             except ImportError:
                 return Exception, Exception

@@ -25,6 +25,7 @@ PROBE = textwrap.dedent(
 )
 LIGHT = {
     "airflow_provider_oauthcc",
+    "airflow_provider_oauthcc.airflow_compat",  # stdlib only; Airflow names resolve on use
     "airflow_provider_oauthcc.operators",
     "airflow_provider_oauthcc.operators.oauth_http",
     "airflow_provider_oauthcc.origins",  # allowed_origins is checked at parse time (stdlib only)

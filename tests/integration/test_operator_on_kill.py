@@ -21,6 +21,7 @@ from airflow_provider_oauthcc.output import OutputAborted
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.pull import PullStopped
 from devserver import DevServer
+from tests.support.threads import allow_execute_on_this_thread
 
 from .conftest import API_SECRET, api_connection
 
@@ -44,6 +45,7 @@ class Run(threading.Thread):
 
     def run(self) -> None:
         try:
+            allow_execute_on_this_thread()
             self.operator.execute({})
         except BaseException as exc:
             self.error = exc

@@ -24,6 +24,7 @@ from airflow_provider_oauthcc.output import OutputAborted
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from devserver import DevServer
 from tests.support.moto_s3 import MotoS3, moto_s3
+from tests.support.threads import allow_execute_on_this_thread
 
 from .conftest import api_connection
 
@@ -121,6 +122,7 @@ def test_an_interrupted_pull_publishes_nothing_and_leaves_no_partial(
 
     def run() -> None:
         try:
+            allow_execute_on_this_thread()
             operator.execute({})
         except BaseException as exc:
             error.append(exc)
