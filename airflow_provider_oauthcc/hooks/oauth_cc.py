@@ -38,7 +38,9 @@ class _AirflowStats:
 def _fernet_key() -> str | None:
     """Airflow's [core] fernet_key, the deployment secret of the shared token caches."""
     try:
-        from airflow_provider_oauthcc.airflow_compat import conf
+        # Core's configuration (same module on 2.11 to 3.3), as the other processes of the
+        # deployment read it; not the task SDK's.
+        from airflow.configuration import conf
 
         return conf.get("core", "fernet_key", fallback=None) or None
     except Exception:

@@ -49,7 +49,7 @@ CLIENTS = {
 DAG_SOURCE = """
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import (

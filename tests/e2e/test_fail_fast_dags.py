@@ -23,7 +23,7 @@ SECRET = "s3cret-Value-failfast-6061"
 DAG = """
 from datetime import timedelta
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 

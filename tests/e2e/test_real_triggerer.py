@@ -36,7 +36,7 @@ RUN_WITHIN = 420.0
 DAG_SOURCE = f'''
 from datetime import UTC, datetime
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 

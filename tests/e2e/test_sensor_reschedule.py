@@ -36,7 +36,7 @@ NOT_DONE_POKES = 3
 DAG = """
 from datetime import UTC, datetime
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 
@@ -54,7 +54,7 @@ with DAG(dag_id="oauthcc_reschedule", schedule=None, start_date=datetime(2024, 1
 
 
 @pytest.mark.skipif(
-    _airflow_version() < (3, 2),
+    (3, 1) <= _airflow_version() < (3, 2),
     reason="Airflow 3.1's dag.test() hands sensors the first reschedule date as a string, so "
     "any sensor's second poke in reschedule mode fails in BaseSensorOperator.execute "
     "(TypeError: datetime - str; apache/airflow#58777); deployments are not affected",
@@ -107,13 +107,22 @@ def test_a_rescheduling_sensor_gives_its_slot_back_between_pokes(tmp_path: Path)
         polls = job.status_polls
 
     with sqlite3.connect(home / "airflow.db") as db:
-        [(state, try_number, ti_id)] = db.execute(
-            "SELECT state, try_number, id FROM task_instance WHERE task_id = 'wait_for_export'"
-        ).fetchall()
-        reschedules = db.execute(
-            "SELECT start_date, end_date, reschedule_date FROM task_reschedule WHERE ti_id = ? ORDER BY id",
-            (ti_id,),
-        ).fetchall()
+        if _airflow_version() >= (3, 0):
+            [(state, try_number, ti_id)] = db.execute(
+                "SELECT state, try_number, id FROM task_instance WHERE task_id = 'wait_for_export'"
+            ).fetchall()
+            reschedules = db.execute(
+                "SELECT start_date, end_date, reschedule_date FROM task_reschedule WHERE ti_id = ? ORDER BY id",
+                (ti_id,),
+            ).fetchall()
+        else:  # Airflow 2.x's schema: no task-instance id, reschedules keyed by task and run
+            [(state, try_number)] = db.execute(
+                "SELECT state, try_number FROM task_instance WHERE task_id = 'wait_for_export'"
+            ).fetchall()
+            reschedules = db.execute(
+                "SELECT start_date, end_date, reschedule_date FROM task_reschedule "
+                "WHERE task_id = 'wait_for_export' ORDER BY id"
+            ).fetchall()
     assert (state, try_number) == ("success", 1)  # rescheduled, never failed and retried
     # One reschedule for each poke that found the job not done; the last poke found it done.
     assert polls >= NOT_DONE_POKES + 1
