@@ -52,6 +52,12 @@ S3_CONN = "aws_moto"
 S3_BUCKET = "celery-output"
 # The DAG each destination's killed pull runs in.
 KILLED = {"file": "celery_killed", "s3": "celery_killed_s3"}
+# On s3:// the killed pull is big enough for s3fs to have started a multipart upload of its
+# temporary key before the kill (it keeps the first 50 MiB in the writing process): 120 records
+# of 600 kB, 50 a page; the hold on page 3 comes after 60 MB.
+S3_KILLED_RECORDS = 120
+S3_KILLED_PAD = 600_000
+KILLED_RECORDS = {"file": RECORDS, "s3": S3_KILLED_RECORDS}
 
 DAG_SOURCE = """
 from datetime import UTC, datetime, timedelta
@@ -117,7 +123,7 @@ with DAG(dag_id="celery_deferred", schedule=None, start_date=START, catchup=Fals
         )
 
 
-def killed(dag_id, out):
+def killed(dag_id, out, **query):
     with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False):
         OAuthHttpOperator(
             task_id="pull",
@@ -126,7 +132,7 @@ def killed(dag_id, out):
             paginate=PageNumberPaginator(
                 page_param="page", total_pages_path="total_pages", page_size=50
             ),
-            data={"limit": 50},
+            data={"limit": 50, **query},
             records_path="data",
             output=out + "/" + dag_id + "/{{ run_id }}/items.jsonl",
             retries=1,
@@ -135,7 +141,13 @@ def killed(dag_id, out):
 
 
 killed("celery_killed", OUT)
-killed("celery_killed_s3", OUT_S3)
+# Records 1 to __S3_KILLED_RECORDS__ (one an hour from START), __S3_KILLED_PAD__ bytes of pad each.
+killed(
+    "celery_killed_s3",
+    OUT_S3,
+    pad=__S3_KILLED_PAD__,
+    updated_before=(START + timedelta(hours=__S3_KILLED_RECORDS__)).isoformat(),
+)
 """
 
 
@@ -178,6 +190,8 @@ def deployment(api: DevServer, output: Path, s3: MotoS3) -> Iterator[CeleryDeplo
         .replace("__DEFERRED__", str(DEFERRED))
         .replace("__S3_CONN__", S3_CONN)
         .replace("__S3_BUCKET__", S3_BUCKET)
+        .replace("__S3_KILLED_RECORDS__", str(S3_KILLED_RECORDS))
+        .replace("__S3_KILLED_PAD__", str(S3_KILLED_PAD))
     )
     (dags / "celery_dags.py").write_text(textwrap.dedent(source))
     cache_port = free_port()
@@ -489,7 +503,8 @@ def test_a_worker_killed_mid_pull_is_retried_on_the_other_worker(
     assert [p.name for p in logs[other]] == ["attempt=2.log"]
     _, read_final = destination(killed_run["kind"], output, s3, run_id)
     ids = [json.loads(line)["id"] for line in read_final().decode().splitlines()]
-    assert len(ids) == RECORDS and len(set(ids)) == RECORDS  # every record exactly once
+    expected = KILLED_RECORDS[killed_run["kind"]]
+    assert len(ids) == expected and set(ids) == set(range(1, expected + 1))  # each once
 
 
 def test_a_worker_killed_mid_pull_leaves_no_temporary_file(
@@ -501,20 +516,20 @@ def test_a_worker_killed_mid_pull_leaves_no_temporary_file(
     assert s3.multipart_uploads() == []  # no upload started and never completed or aborted
     (other,) = (w for w in WORKERS if w != killed_run["victim"])
     (retry_log,) = workers_of(deployment, dag_id, run_id)[other]
-    removed = "Removing the temporary file of an earlier, interrupted attempt" in (
-        retry_log.read_text(errors="replace")
-    )
+    retry_said = retry_log.read_text(errors="replace")
     if kind == "file":
         # The killed attempt's partial file was there, and the retry removed it.
         (partial,) = killed_run["at_kill"]
         assert partial.startswith(".items.jsonl.") and partial.endswith(".partial"), partial
-        assert removed
+        assert "Removing the temporary file of an earlier, interrupted attempt" in retry_said
     else:
-        # s3fs keeps what is written in the writing process until a block (50 MiB by default,
-        # 5 MiB at least) is full: the killed attempt had put no object and started no multipart
-        # upload, so there was nothing of it in the bucket for the retry to remove.
-        assert killed_run["at_kill"] == [] and killed_run["uploads_at_kill"] == []
-        assert not removed
+        # On S3 the killed attempt's partial is no object but a multipart upload of its
+        # temporary key, its first 50 MiB part stored; the retry aborted it.
+        assert killed_run["at_kill"] == []
+        (upload,) = killed_run["uploads_at_kill"]
+        partial = upload.removeprefix(f"{dag_id}/{run_id}/")
+        assert partial.startswith(".items.jsonl.") and partial.endswith(".partial"), upload
+        assert "Aborting the upload of an earlier, interrupted attempt" in retry_said
 
 
 def test_the_deployment_logged_no_secret(deployment: CeleryDeployment) -> None:
