@@ -198,10 +198,12 @@ def _abort_stale_uploads(fs: Any, parent: str, stem: str, stale: re.Pattern[str]
     try:
         _abort_uploads(call_s3, bucket, prefix, stale)
     except Exception as exc:  # a cleanup: the pull goes on without it
-        # Listing uploads needs s3:ListBucketMultipartUploads, which a write-only policy may
-        # not grant; a bucket lifecycle rule (AbortIncompleteMultipartUpload) does the same.
+        # Needs s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, which a write-only
+        # policy may not grant; a bucket lifecycle rule (AbortIncompleteMultipartUpload) does
+        # the same.
         log.warning(
-            "Could not look for uploads that earlier attempts left in s3://%s/%s: %s",
+            "Could not clean up unfinished uploads that earlier attempts left in s3://%s/%s "
+            "(a bucket lifecycle rule AbortIncompleteMultipartUpload does it too): %s",
             bucket,
             prefix,
             exc,

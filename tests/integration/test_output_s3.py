@@ -211,7 +211,7 @@ def test_a_retry_not_allowed_to_list_uploads_still_pulls(
     pull(s3.url(key)).execute({"ti": ti})
 
     assert s3.keys(prefix) == [key]
-    assert "Could not look for uploads that earlier attempts left" in caplog.text
+    assert "Could not clean up unfinished uploads that earlier attempts left" in caplog.text
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["completed", "failed"])
