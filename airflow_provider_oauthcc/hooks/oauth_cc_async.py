@@ -21,17 +21,15 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_oauthcc.auth.aio.api import ApiRequest, AsyncBearerClient, TransportOptions
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import TokenCache
-from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.hooks.oauth_cc import (
     OAuthCCHook,
     api_error,
-    configured_cache_dir,
-    redis_client,
     request_options,
 )
+from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
 from airflow_provider_oauthcc.retry import (
     IDEMPOTENT_METHODS,
     RetryableStatusError,
@@ -83,7 +81,7 @@ class OAuthCCAsyncHook(BaseHook):
 
     async def _token_cache(self, config: ClientConfig) -> TokenCache:
         if config.cache_backend == "memory":
-            return make_token_cache(config)
+            return hook_token_cache(config, None)  # the process cache: nothing to set up
         client: Callable[[], Any] | None = None
         if config.cache_backend == "redis":
             conn_id = config.cache_redis_conn_id
@@ -102,11 +100,7 @@ class OAuthCCAsyncHook(BaseHook):
 
         # Building a file or Redis cache may touch the disk, Airflow's configuration too: not
         # on the loop.
-        return await asyncio.to_thread(
-            lambda: make_token_cache(
-                config, redis_client=client, cache_dir=configured_cache_dir(config)
-            )
-        )
+        return await asyncio.to_thread(hook_token_cache, config, client)
 
     async def client(self, extra_options: Mapping[str, Any] | None = None) -> AsyncBearerClient:
         """A client for this connection with ``extra_options`` applied as the sync hook does."""

@@ -16,7 +16,7 @@ from airflow_provider_oauthcc.auth.cache.redis import (
     RedisTokenCache,
     close_clients,
 )
-from airflow_provider_oauthcc.hooks.oauth_cc import redis_client
+from airflow_provider_oauthcc.hooks.token_cache import redis_client
 
 
 class _Conn:
