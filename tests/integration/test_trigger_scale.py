@@ -35,11 +35,12 @@ pytestmark = [pytest.mark.load, pytest.mark.timeout(660)]
 SECRET = "scale-secret-8d1c2b"
 CONNECTIONS = 100
 TRIGGERS = 500
-# A hang is a stall: no trigger fires for this long (the old code: none ever fired). 500
-# triggers take 20-30 s on a quiet 2-core machine, 100-330 s when other test runs share it
-# (load average 8-11), so the total is bounded only to clean up before pytest-timeout.
-STALL_LIMIT = 90.0
-GIVE_UP_AFTER = 600.0
+# A hang (the old code: no trigger ever fired) fails the test at this bound. 500 triggers take
+# 11-30 s on a 2-core machine, quiet or with one core kept busy, and up to 325 s when other
+# test runs share it (load average 10): every trigger sets up (connection, cache) through the
+# loop's two pool threads before the first token request, so they fire together near the
+# end, and a bound on the time between fires would not tell slow from hung.
+ALL_FIRE_WITHIN = 600.0
 # 500 connections opened at once overflow the devserver's accept backlog (128) and wait for
 # SYN retransmits, which take longer than the default 30 s on a loaded machine.
 CONNECT_TIMEOUT = 120
@@ -112,19 +113,8 @@ def stored(trigger: OAuthHttpTrigger) -> Any:
 
 
 async def fire_all(triggers: list[Any]) -> list[dict[str, Any]]:
-    """Every trigger's first event; fails as soon as none has fired for STALL_LIMIT seconds."""
-    tasks = [asyncio.ensure_future(first_event(t)) for t in triggers]
-    pending: set[asyncio.Future[Any]] = set(tasks)
-    while pending:
-        done, pending = await asyncio.wait(
-            pending, timeout=STALL_LIMIT, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not done:
-            raise AssertionError(
-                f"hung: no trigger fired for {STALL_LIMIT:g} s, "
-                f"{len(pending)} of {len(tasks)} still waiting"
-            )
-    return [task.result().payload for task in tasks]
+    fired = await asyncio.gather(*(first_event(t) for t in triggers))
+    return [event.payload for event in fired]
 
 
 def test_500_triggers_over_100_connections_in_a_two_thread_loop(
@@ -138,7 +128,7 @@ def test_500_triggers_over_100_connections_in_a_two_thread_loop(
             for n in range(TRIGGERS)
         ]
         started = time.perf_counter()
-        payloads = run_bounded(lambda: fire_all(triggers), timeout=GIVE_UP_AFTER, report=report)
+        payloads = run_bounded(lambda: fire_all(triggers), timeout=ALL_FIRE_WITHIN, report=report)
         elapsed = time.perf_counter() - started
     print(
         f"{TRIGGERS} triggers, {CONNECTIONS} connections, {POOL_THREADS} threads: {elapsed:.1f} s"
@@ -169,7 +159,7 @@ def test_a_hung_token_endpoint_does_not_delay_the_other_connections(
             SECRET,
             auth_url=f"{silent.url}/token",
             scope="read",
-            timeout=600,
+            timeout=3600,
             **cache_extra,
         )
         hung_id = stack.enter_context(airflow_conn("scale_conn_hung", hung_value))
@@ -188,7 +178,7 @@ def test_a_hung_token_endpoint_does_not_delay_the_other_connections(
             await asyncio.gather(*hung_tasks, return_exceptions=True)
             return payloads, still_waiting
 
-        payloads, still_waiting = run_bounded(scenario, timeout=GIVE_UP_AFTER, report=report)
+        payloads, still_waiting = run_bounded(scenario, timeout=ALL_FIRE_WITHIN, report=report)
     assert [p["status"] for p in payloads] == ["success"] * len(healthy)
     assert still_waiting == [True] * len(hung)
     stats = control_stats(devserver)
