@@ -157,12 +157,13 @@ CONN_FIELDS: dict[str, Any] = {
     },
     "cache_dir": _text(
         "Token cache folder",
-        "For the file cache: an absolute path on each worker. Default: "
-        "$AIRFLOW_HOME/oauthcc-token-cache.",
+        "For the file cache: an absolute path on each worker. Default: Airflow's "
+        "[oauthcc] token_cache_dir setting, itself by default {AIRFLOW_HOME}/oauthcc-token-cache.",
     ),
     "cache_redis_conn_id": _text(
         "Token cache Redis connection",
-        "For the redis cache: the ID of an Airflow Redis connection (host, port, password, "
-        f"extra db / ssl). Default: {DEFAULT_REDIS_CONN_ID}.",
+        "For the redis cache: the ID of an Airflow Redis connection, used as the Redis provider "
+        f"uses it (host, port, password, extras db, ssl, ssl_ca_certs ...). Default: "
+        f"{DEFAULT_REDIS_CONN_ID}.",
     ),
 }

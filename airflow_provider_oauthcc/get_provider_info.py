@@ -54,4 +54,22 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": CONN_FIELDS,
             }
         ],
+        # Airflow's configuration ([oauthcc] in airflow.cfg, AIRFLOW__OAUTHCC__* variables);
+        # `airflow config list` shows it.
+        "config": {
+            "oauthcc": {
+                "description": "Settings of the OAuth 2.0 client-credentials provider.\n",
+                "options": {
+                    "token_cache_dir": {
+                        "description": "The folder of the file token cache "
+                        "(cache_backend=file) on each worker, for connections whose cache_dir "
+                        "extra is empty: an absolute path on a local disk, created 0700.\n",
+                        "version_added": "0.2.0",
+                        "type": "string",
+                        "example": "/var/cache/airflow/oauthcc-token-cache",
+                        "default": "{AIRFLOW_HOME}/oauthcc-token-cache",
+                    },
+                },
+            },
+        },
     }

@@ -7,7 +7,9 @@ pull never a duplicated one, and a failed re-run keeps the previous complete fil
 
 On a local file system the move is an atomic rename. Object stores (S3, GCS, ...) have no
 rename: the temporary object is copied to the final key, then deleted, and the final object
-still only appears once complete (tested against a local S3, moto's server mode).
+still only appears once complete (tested against a local S3, moto's server mode). On S3 an
+attempt killed with SIGKILL leaves no temporary object but, past s3fs's first block (50 MiB),
+an unfinished multipart upload of it: the next attempt aborts that, as it deletes a stale file.
 
 Writes go straight to the file system's file object (one write per page), not through
 ``ObjectStoragePath.open``, whose wrapper reports hook lineage on every write and for the
@@ -89,11 +91,12 @@ class JsonLinesWriter:
         try:
             names = fs.ls(parent, detail=False)
         except FileNotFoundError:
-            return
+            names = []
         for name in names:
             if stale.fullmatch(str(name).rstrip("/").rsplit("/", 1)[-1]):
                 log.info("Removing the temporary file of an earlier, interrupted attempt: %s", name)
                 _remove(fs, name)
+        _abort_stale_uploads(fs, parent, f".{self.target.name}.{self.owner}-", stale)
 
     def write(self, records: Iterable[Any]) -> int:
         """Append records, one JSON document per line; returns the bytes written."""
@@ -180,6 +183,56 @@ def _remove(fs: Any, path: str) -> None:
     ``rm`` expands one, and on S3 through a listing cache that may predate the file)."""
     with contextlib.suppress(FileNotFoundError):
         fs.rm_file(path)
+
+
+def _abort_stale_uploads(fs: Any, parent: str, stem: str, stale: re.Pattern[str]) -> None:
+    """S3 (s3fs): an attempt killed after its first block (50 MiB by default) left a multipart
+    upload of its temporary key, which no listing of objects shows but the bucket stores (and
+    bills) until it is aborted. Abort the ones of this owner's temporary keys in ``parent``."""
+    call_s3 = getattr(fs, "call_s3", None)
+    split_path = getattr(fs, "split_path", None)
+    if call_s3 is None or split_path is None:
+        return
+    bucket, folder, _ = split_path(parent)
+    prefix = f"{folder.rstrip('/')}/{stem}" if folder else stem
+    try:
+        _abort_uploads(call_s3, bucket, prefix, stale)
+    except Exception as exc:  # a cleanup: the pull goes on without it
+        # Needs s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, which a write-only
+        # policy may not grant; a bucket lifecycle rule (AbortIncompleteMultipartUpload) does
+        # the same.
+        log.warning(
+            "Could not clean up unfinished uploads that earlier attempts left in s3://%s/%s "
+            "(a bucket lifecycle rule AbortIncompleteMultipartUpload does it too): %s",
+            bucket,
+            prefix,
+            exc,
+        )
+
+
+def _abort_uploads(call_s3: Any, bucket: str, prefix: str, stale: re.Pattern[str]) -> None:
+    markers: dict[str, str] = {}
+    while True:
+        page = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers)
+        for upload in page.get("Uploads", []):
+            key = upload["Key"]
+            if key.startswith(prefix) and stale.fullmatch(key.rsplit("/", 1)[-1]):
+                log.info(
+                    "Aborting the upload of an earlier, interrupted attempt: %s/%s", bucket, key
+                )
+                with contextlib.suppress(FileNotFoundError):  # aborted meanwhile
+                    call_s3(
+                        "abort_multipart_upload",
+                        Bucket=bucket,
+                        Key=key,
+                        UploadId=upload["UploadId"],
+                    )
+        if not page.get("IsTruncated"):
+            return
+        markers = {
+            "KeyMarker": page["NextKeyMarker"],
+            "UploadIdMarker": page["NextUploadIdMarker"],
+        }
 
 
 def _report_output(target: ObjectStoragePath) -> None:

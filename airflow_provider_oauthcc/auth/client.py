@@ -10,7 +10,7 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -74,8 +74,19 @@ def fetch_budget(
     return max_attempts * per_attempt + (max_attempts - 1) * max(max_backoff, max_retry_after)
 
 
-class TokenClient:
-    """Posts client-credentials token requests with the configured client authentication."""
+class RetryOptions(TypedDict, total=False):
+    """Retry settings a token client takes as keyword arguments."""
+
+    max_attempts: int
+    backoff: float
+    max_backoff: float
+    max_retry_after: float
+
+
+class RetryingTokenClient:
+    """What the requests and the asyncio token clients share: the configuration, the retry
+    settings (attributes, so a caller may tune them), the wait between attempts and the
+    longest a fetch can take."""
 
     def __init__(
         self,
@@ -91,20 +102,8 @@ class TokenClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
-        self._session = requests.Session()
-        self._session.verify = config.verify
-        warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
-        self._session.trust_env = config.trust_env
-        if config.proxies:
-            self._session.proxies.update(config.proxies)
-        if config.auth_method == "tls_client_auth" and config.client_cert:
-            self._session.cert = (
-                (config.client_cert, config.client_cert_key)
-                if config.client_cert_key
-                else config.client_cert
-            )
         self._authenticator = ClientAuthenticator(config)
-        masking.mask(*config.secrets)
+        warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
 
     @property
     def max_duration(self) -> float:
@@ -115,6 +114,42 @@ class TokenClient:
             max_backoff=self.max_backoff,
             max_retry_after=self.max_retry_after,
         )
+
+    def _retry_settings(self) -> dict[str, Any]:
+        """Keyword arguments for tenacity's Retrying / AsyncRetrying."""
+        return {
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "wait": self._wait,
+            "retry": tenacity.retry_if_exception_type(RetryableTokenError),
+            "reraise": True,
+        }
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        return retry_wait(
+            state,
+            backoff=self.backoff,
+            max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after,
+        )
+
+
+class TokenClient(RetryingTokenClient):
+    """Posts client-credentials token requests with the configured client authentication."""
+
+    def __init__(self, config: ClientConfig, **retry: Unpack[RetryOptions]) -> None:
+        super().__init__(config, **retry)
+        self._session = requests.Session()
+        self._session.verify = config.verify
+        self._session.trust_env = config.trust_env
+        if config.proxies:
+            self._session.proxies.update(config.proxies)
+        if config.auth_method == "tls_client_auth" and config.client_cert:
+            self._session.cert = (
+                (config.client_cert, config.client_cert_key)
+                if config.client_cert_key
+                else config.client_cert
+            )
+        masking.mask(*config.secrets)
 
     @property
     def token_url(self) -> str:
@@ -131,14 +166,8 @@ class TokenClient:
     def fetch_token(self) -> Token:
         """Request a new token; retries transient failures, raises TokenRequestError otherwise."""
         url = self.token_url
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(RetryableTokenError),
-            reraise=True,
-        )
         try:
-            token: Token = retrying(self._request_once, url)
+            token: Token = tenacity.Retrying(**self._retry_settings())(self._request_once, url)
         except RetryableTokenError as exc:
             raise exc.gave_up(self.max_attempts) from None
         masking.mask(masking.bearer_part(token.access_token))
@@ -204,14 +233,6 @@ class TokenClient:
             headers=response.headers,
             body=content,
             sent_at=sent_at,
-        )
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        return retry_wait(
-            state,
-            backoff=self.backoff,
-            max_backoff=self.max_backoff,
-            max_retry_after=self.max_retry_after,
         )
 
 

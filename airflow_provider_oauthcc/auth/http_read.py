@@ -14,7 +14,7 @@ import requests
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 
 MAX_RESPONSE_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
 
 
 def attempt_deadline(timeout: float) -> float:
@@ -35,6 +35,32 @@ class ResponseTooSlowError(TokenRequestError):
     """The body did not arrive within the deadline."""
 
 
+class CappedBody:
+    """Collects a body's parts, refusing it once it is, or declares to be, over ``limit``.
+
+    Shared by the requests and the aiohttp readers, which differ only in how a part is read.
+    """
+
+    def __init__(self, what: str, limit: int = MAX_RESPONSE_BYTES) -> None:
+        self.what = what
+        self.limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def check_declared(self, content_length: int | None) -> None:
+        if content_length is not None and content_length > self.limit:
+            raise ResponseTooLargeError(f"{self.what} is too large ({content_length} bytes)")
+
+    def add(self, part: bytes) -> None:
+        self._size += len(part)
+        if self._size > self.limit:
+            raise ResponseTooLargeError(f"{self.what} is too large (over {self.limit} bytes)")
+        self._parts.append(part)
+
+    def content(self) -> bytes:
+        return b"".join(self._parts)
+
+
 def read_capped(
     response: requests.Response,
     *,
@@ -43,25 +69,18 @@ def read_capped(
     limit: int = MAX_RESPONSE_BYTES,
 ) -> bytes:
     """The body of a ``stream=True`` response; ``deadline`` is a ``time.monotonic()`` value."""
+    body = CappedBody(what, limit)
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        response.close()
-        raise ResponseTooLargeError(f"{what} is too large ({declared} bytes)")
-    raw = response.raw
-    parts: list[bytes] = []
-    size = 0
     try:
+        body.check_declared(int(declared) if declared.isdigit() else None)
+        raw = response.raw
         while True:
             if time.monotonic() > deadline:
                 raise ResponseTooSlowError(f"{what} did not arrive in full in time")
             # read1: whatever the socket has, not a full chunk, so a drip cannot stall here.
-            part = raw.read1(_CHUNK, decode_content=True)
+            part = raw.read1(READ_CHUNK, decode_content=True)
             if not part:
-                break
-            size += len(part)
-            if size > limit:
-                raise ResponseTooLargeError(f"{what} is too large (over {limit} bytes)")
-            parts.append(part)
+                return body.content()
+            body.add(part)
     finally:
         response.close()
-    return b"".join(parts)

@@ -97,14 +97,23 @@ def warn_if_unverified(verify: bool | str, url: str | None, peer: str) -> None:
 
 
 def _silence_insecure_request_warning(host: str) -> None:
+    """Put an ignore filter for this host's InsecureRequestWarning in front, unless the first
+    filter that would handle it already is ours: a filter added later (``simplefilter``,
+    ``catch_warnings``, pytest's recwarn) goes in front of ours and would otherwise win."""
     pattern = re.escape(f"Unverified HTTPS request is being made to host '{host}'")
-    for action, message, category, _module, _lineno in warnings.filters:
-        if (
-            action == "ignore"
-            and category is InsecureRequestWarning
-            and getattr(message, "pattern", None) == pattern
-        ):
+    sample = f"Unverified HTTPS request is being made to host '{host}'."
+    for action, message, category, module, lineno in warnings.filters:
+        if not issubclass(InsecureRequestWarning, category):
+            continue
+        if message is not None and not message.match(sample):
+            continue
+        if module is not None and not module.match("urllib3.connectionpool"):
+            continue
+        if lineno:
+            continue
+        if action == "ignore" and getattr(message, "pattern", None) == pattern:
             return
+        break
     warnings.filterwarnings("ignore", message=pattern, category=InsecureRequestWarning)
 
 

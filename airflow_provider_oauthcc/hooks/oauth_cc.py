@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
 from airflow_provider_oauthcc.airflow_compat import amask_secret, mask_secret
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
-from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig, as_flag
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
@@ -19,6 +17,7 @@ from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
+from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
 
 
 class _AirflowStats:
@@ -131,12 +130,13 @@ class OAuthCCHook(HttpHook):
     def token_provider(self) -> TokenProvider:
         if self._token_provider is None:
             config = self.oauth_config
-            cache = make_token_cache(config, redis_url=self._cache_redis_url)
+            cache = hook_token_cache(config, self._cache_redis_client)
             self._token_provider = TokenProvider(config, cache=cache)
         return self._token_provider
 
-    def _cache_redis_url(self) -> str:
-        """The URL of the ``cache_redis_conn_id`` connection; called when Redis is first used."""
+    def _cache_redis_client(self) -> Any:
+        """The client of the ``cache_redis_conn_id`` connection; called when Redis is first
+        used."""
         conn_id = self.oauth_config.cache_redis_conn_id
         try:
             connection = self.get_connection(conn_id)
@@ -144,7 +144,7 @@ class OAuthCCHook(HttpHook):
             raise LookupError(
                 f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
             ) from None
-        return redis_url(connection)
+        return redis_client(connection)
 
     def get_token(self) -> str:
         """A valid access token (cached, refreshed before expiry)."""
@@ -262,25 +262,6 @@ def api_error(response: requests.Response) -> ApiError:
             error_description=description,
         )
     return ApiError(message, status=status)
-
-
-def redis_url(connection: Any) -> str:
-    """A redis:// URL from an Airflow Redis connection (host, port, login, password, extra
-    ``db`` and ``ssl``, as the Redis provider reads them); a URL in the host field is used as is.
-    """
-    masking.mask(connection.password)
-    host = connection.host or "localhost"
-    if "://" in host:
-        return str(host)
-    extra = connection.extra_dejson
-    scheme = "rediss" if str(extra.get("ssl", "")).lower() in ("true", "1", "yes") else "redis"
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    login = quote(connection.login or "", safe="")
-    password = quote(connection.password or "", safe="")
-    masking.mask(password)
-    userinfo = f"{login}:{password}@" if login or password else ""
-    return f"{scheme}://{userinfo}{host}:{connection.port or 6379}/{int(extra.get('db') or 0)}"
 
 
 def _parse_challenge(header: str) -> dict[str, str]:

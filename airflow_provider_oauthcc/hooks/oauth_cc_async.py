@@ -9,6 +9,7 @@ retry policy. Nothing it holds is serialized: a trigger keeps only the connectio
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,16 +21,15 @@ from airflow_provider_oauthcc.airflow_compat import BaseHook
 from airflow_provider_oauthcc.auth.aio.api import ApiRequest, AsyncBearerClient, TransportOptions
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import TokenCache
-from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.hooks.oauth_cc import (
     OAuthCCHook,
     api_error,
-    redis_url,
     request_options,
 )
+from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
 from airflow_provider_oauthcc.retry import (
     IDEMPOTENT_METHODS,
     RetryableStatusError,
@@ -77,21 +77,26 @@ class OAuthCCAsyncHook(BaseHook):
 
     async def _token_cache(self, config: ClientConfig) -> TokenCache:
         if config.cache_backend == "memory":
-            return make_token_cache(config)
-        url: str | Callable[[], str] | None = None
+            return hook_token_cache(config, None)  # the process cache: nothing to set up
+        client: Callable[[], Any] | None = None
         if config.cache_backend == "redis":
             conn_id = config.cache_redis_conn_id
             try:
-                url = redis_url(await self._connection(conn_id))
+                connection = await self._connection(conn_id)
             except Exception as exc:
                 # As the sync hook: the cache fails open, with one warning, on first use.
-                url = _raising(
+                client = _raising(
                     LookupError(
                         f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
                     )
                 )
-        # Building a file or Redis cache may touch the disk: not on the loop.
-        return await asyncio.to_thread(make_token_cache, config, redis_url=url)
+            else:
+                # Called on first use, in a thread as every cache call of the async provider.
+                client = functools.partial(redis_client, connection)
+
+        # Building a file or Redis cache may touch the disk, Airflow's configuration too: not
+        # on the loop.
+        return await asyncio.to_thread(hook_token_cache, config, client)
 
     async def client(self, extra_options: Mapping[str, Any] | None = None) -> AsyncBearerClient:
         """A client for this connection with ``extra_options`` applied as the sync hook does."""
@@ -233,8 +238,8 @@ def _should_retry(policy: RetryPolicy, error: BaseException) -> bool:
     return False
 
 
-def _raising(error: Exception) -> Callable[[], str]:
-    def fail() -> str:
+def _raising(error: Exception) -> Callable[[], Any]:
+    def fail() -> Any:
         raise error
 
     return fail

@@ -5,7 +5,9 @@ their own AIRFLOW_HOME (their own task logs and ``file`` token cache): two "mach
 
 One deployment serves the whole module. The fan-out runs (40 mapped pulls, ``redis`` and ``file``
 cache) and the deferrable run go at once; then the token-cache Redis is restarted mid-run; last, a
-worker is killed with SIGKILL in the middle of a pull.
+worker is killed with SIGKILL in the middle of a pull, twice: once writing to ``file://``, once to
+``s3://`` on a local S3 (moto's server mode, in this process, reached by every component through
+the ``aws`` connection ``aws_moto``). The killed worker is started again between the two.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from devserver import DevServer
 from tests.support.airflow_api_server import AIRFLOW
 from tests.support.celery_deployment import WORKERS, CeleryDeployment, run_id_from
 from tests.support.connections import conn_json
+from tests.support.moto_s3 import MotoS3, aws_conn_json, moto_s3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery, pytest.mark.timeout(1200)]
 
@@ -45,6 +48,16 @@ CLIENTS = {
     "restart": {"cache_backend": "redis", "cache_redis_conn_id": "token_cache_redis"},
     "killed": {"cache_backend": "redis", "cache_redis_conn_id": "token_cache_redis"},
 }
+S3_CONN = "aws_moto"
+S3_BUCKET = "celery-output"
+# The DAG each destination's killed pull runs in.
+KILLED = {"file": "celery_killed", "s3": "celery_killed_s3"}
+# On s3:// the killed pull is big enough for s3fs to have started a multipart upload of its
+# temporary key before the kill (it keeps the first 50 MiB in the writing process): 120 records
+# of 600 kB, 50 a page; the hold on page 3 comes after 60 MB.
+S3_KILLED_RECORDS = 120
+S3_KILLED_PAD = 600_000
+KILLED_RECORDS = {"file": RECORDS, "s3": S3_KILLED_RECORDS}
 
 DAG_SOURCE = """
 from datetime import UTC, datetime, timedelta
@@ -60,6 +73,7 @@ from airflow_provider_oauthcc.pagination import (
 )
 
 OUT = "file://__OUTPUT__"
+OUT_S3 = "s3://__S3_CONN__@__S3_BUCKET__"  # ObjectStoragePath's conn_id@bucket form
 START = datetime(2024, 1, 1, tzinfo=UTC)
 # The four endpoints of dags_examples/example_fan_out.py, each pulled __COPIES__ times.
 STYLES = {
@@ -108,18 +122,32 @@ with DAG(dag_id="celery_deferred", schedule=None, start_date=START, catchup=Fals
             deferrable=True,
         )
 
-with DAG(dag_id="celery_killed", schedule=None, start_date=START, catchup=False):
-    OAuthHttpOperator(
-        task_id="pull",
-        oauth_conn_id="killed",
-        endpoint="/v1/page/items",
-        paginate=PageNumberPaginator(page_param="page", total_pages_path="total_pages", page_size=50),
-        data={"limit": 50},
-        records_path="data",
-        output=OUT + "/celery_killed/{{ run_id }}/items.jsonl",
-        retries=1,
-        retry_delay=timedelta(seconds=1),
-    )
+
+def killed(dag_id, out, **query):
+    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False):
+        OAuthHttpOperator(
+            task_id="pull",
+            oauth_conn_id="killed",
+            endpoint="/v1/page/items",
+            paginate=PageNumberPaginator(
+                page_param="page", total_pages_path="total_pages", page_size=50
+            ),
+            data={"limit": 50, **query},
+            records_path="data",
+            output=out + "/" + dag_id + "/{{ run_id }}/items.jsonl",
+            retries=1,
+            retry_delay=timedelta(seconds=1),
+        )
+
+
+killed("celery_killed", OUT)
+# Records 1 to __S3_KILLED_RECORDS__ (one an hour from START), __S3_KILLED_PAD__ bytes of pad each.
+killed(
+    "celery_killed_s3",
+    OUT_S3,
+    pad=__S3_KILLED_PAD__,
+    updated_before=(START + timedelta(hours=__S3_KILLED_RECORDS__)).isoformat(),
+)
 """
 
 
@@ -144,7 +172,14 @@ def output() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def deployment(api: DevServer, output: Path) -> Iterator[CeleryDeployment]:
+def s3() -> Iterator[MotoS3]:
+    """Started before the deployment and stopped after it (teardown runs in reverse)."""
+    with moto_s3(bucket=S3_BUCKET, conn_id=S3_CONN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def deployment(api: DevServer, output: Path, s3: MotoS3) -> Iterator[CeleryDeployment]:
     dags = output / "dags"
     dags.mkdir()
     source = (
@@ -153,6 +188,10 @@ def deployment(api: DevServer, output: Path) -> Iterator[CeleryDeployment]:
         .replace("__PULLS__", str(COPIES * 4))
         .replace("__RESTART_PULLS__", str(RESTART_PULLS))
         .replace("__DEFERRED__", str(DEFERRED))
+        .replace("__S3_CONN__", S3_CONN)
+        .replace("__S3_BUCKET__", S3_BUCKET)
+        .replace("__S3_KILLED_RECORDS__", str(S3_KILLED_RECORDS))
+        .replace("__S3_KILLED_PAD__", str(S3_KILLED_PAD))
     )
     (dags / "celery_dags.py").write_text(textwrap.dedent(source))
     cache_port = free_port()
@@ -163,6 +202,10 @@ def deployment(api: DevServer, output: Path) -> Iterator[CeleryDeployment]:
         for client, extras in CLIENTS.items()
     }
     env["REDIS_CACHE_PORT"] = str(cache_port)
+    # Every component reaches the local S3 through this connection (moto_s3 also pointed
+    # AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE at /dev/null in this environment, which
+    # the deployment inherits: never a developer's real AWS profile).
+    env[f"AIRFLOW_CONN_{S3_CONN.upper()}"] = aws_conn_json(s3.endpoint_url)
     # A lost worker's task is failed (then retried) after this many seconds without heartbeat.
     env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] = "30"
     airflow = CeleryDeployment(dags, env)
@@ -177,7 +220,7 @@ def deployment(api: DevServer, output: Path) -> Iterator[CeleryDeployment]:
             "celery_fan_out_file",
             "celery_deferred",
             "celery_redis_restart",
-            "celery_killed",
+            *KILLED.values(),
         }
         airflow.wait_for(
             "the DAGs parsed",
@@ -377,12 +420,43 @@ def test_a_token_cache_redis_restart_mid_run_fails_nothing(
     assert api.stats.token_requests_by_client["restart"] >= 1
 
 
-@pytest.fixture(scope="module")
+def destination(
+    kind: str, output: Path, s3: MotoS3, run_id: str
+) -> tuple[list[str], Callable[[], bytes]]:
+    """The names in the killed run's output folder (``file``) or under its key prefix (``s3``,
+    listed with boto3, not through s3fs and its listing cache), and a reader of the final file."""
+    dag_id = KILLED[kind]
+    if kind == "file":
+        folder = output / dag_id / run_id
+        names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        return names, (folder / "items.jsonl").read_bytes
+    prefix = f"{dag_id}/{run_id}/"
+    names = [key.removeprefix(prefix) for key in s3.keys(prefix)]
+    return names, lambda: s3.read(prefix + "items.jsonl")
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
 def killed_run(
-    api: DevServer, deployment: CeleryDeployment, first_runs: dict[str, str], output: Path
+    request: pytest.FixtureRequest,
+    api: DevServer,
+    deployment: CeleryDeployment,
+    output: Path,
+    s3: MotoS3,
 ) -> dict[str, Any]:
-    """A pull held on its third page; the worker running it is SIGKILLed; the pull is retried."""
-    dag_id = "celery_killed"
+    """A pull held on its third page; the worker running it is SIGKILLed; the pull is retried.
+    A worker killed by the previous destination's run is started again first."""
+    kind = request.param
+    dag_id = KILLED[kind]
+    for worker in WORKERS:
+        if not deployment.alive(worker):
+            took = deployment.restart_worker(worker)
+            print(f"\nworker {worker} started again in {took:.0f} s")
+    # The hold catches the third API request: no other run may be making any.
+    deployment.wait_for(
+        "no other run going on",
+        lambda: not deployment.query("select 1 from dag_run where state in ('queued', 'running')"),
+        within=RUN_WITHIN,
+    )
     hold = api.api_faults.add(hold=True, every=3, times=1, hold_max=120)
     try:
         run_id = deployment.trigger(dag_id)
@@ -393,35 +467,69 @@ def killed_run(
         )
         logs = workers_of(deployment, dag_id, run_id)
         (victim,) = (w for w, paths in logs.items() if paths)
+        # What the attempt about to be killed has put at the destination (pages 1 and 2 are
+        # written; page 3 is held).
+        at_kill, _ = destination(kind, output, s3, run_id)
+        uploads_at_kill = s3.multipart_uploads()
         deployment.kill_worker(victim)
     finally:
         hold.release()
     killed_at = time.monotonic()
     elapsed = wait_for_run(deployment, dag_id, run_id)
-    left = sorted(p.name for p in (output / dag_id / run_id).iterdir())
-    print(f"\nworker {victim} killed mid-pull; the retry succeeded {elapsed:.0f} s later: {left}")
-    return {"run_id": run_id, "victim": victim, "killed_at": killed_at}
+    left, _ = destination(kind, output, s3, run_id)
+    print(
+        f"\n{kind}: worker {victim} killed mid-pull (destination then: {at_kill}, multipart "
+        f"uploads: {uploads_at_kill}); the retry succeeded {elapsed:.0f} s later: {left}"
+    )
+    return {
+        "kind": kind,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "victim": victim,
+        "killed_at": killed_at,
+        "at_kill": at_kill,
+        "uploads_at_kill": uploads_at_kill,
+    }
 
 
 def test_a_worker_killed_mid_pull_is_retried_on_the_other_worker(
-    deployment: CeleryDeployment, killed_run: dict[str, Any], output: Path
+    deployment: CeleryDeployment, killed_run: dict[str, Any], output: Path, s3: MotoS3
 ) -> None:
-    dag_id, run_id, victim = "celery_killed", killed_run["run_id"], killed_run["victim"]
+    dag_id, run_id, victim = killed_run["dag_id"], killed_run["run_id"], killed_run["victim"]
     (other,) = (w for w in WORKERS if w != victim)
     assert deployment.task_states(dag_id, run_id) == {("pull", -1): ("success", 2)}
     logs = workers_of(deployment, dag_id, run_id)
     assert [p.name for p in logs[victim]] == ["attempt=1.log"]
     assert [p.name for p in logs[other]] == ["attempt=2.log"]
-    final = output / dag_id / run_id / "items.jsonl"
-    ids = [json.loads(line)["id"] for line in final.read_text().splitlines()]
-    assert len(ids) == RECORDS and len(set(ids)) == RECORDS  # every record exactly once
+    _, read_final = destination(killed_run["kind"], output, s3, run_id)
+    ids = [json.loads(line)["id"] for line in read_final().decode().splitlines()]
+    expected = KILLED_RECORDS[killed_run["kind"]]
+    assert len(ids) == expected and set(ids) == set(range(1, expected + 1))  # each once
 
 
 def test_a_worker_killed_mid_pull_leaves_no_temporary_file(
-    killed_run: dict[str, Any], output: Path
+    deployment: CeleryDeployment, killed_run: dict[str, Any], output: Path, s3: MotoS3
 ) -> None:
-    folder = output / "celery_killed" / killed_run["run_id"]
-    assert sorted(p.name for p in folder.iterdir()) == ["items.jsonl"]
+    kind, dag_id, run_id = killed_run["kind"], killed_run["dag_id"], killed_run["run_id"]
+    left, _ = destination(kind, output, s3, run_id)
+    assert left == ["items.jsonl"]  # no .partial file or object, no folder marker
+    assert s3.multipart_uploads() == []  # no upload started and never completed or aborted
+    (other,) = (w for w in WORKERS if w != killed_run["victim"])
+    (retry_log,) = workers_of(deployment, dag_id, run_id)[other]
+    retry_said = retry_log.read_text(errors="replace")
+    if kind == "file":
+        # The killed attempt's partial file was there, and the retry removed it.
+        (partial,) = killed_run["at_kill"]
+        assert partial.startswith(".items.jsonl.") and partial.endswith(".partial"), partial
+        assert "Removing the temporary file of an earlier, interrupted attempt" in retry_said
+    else:
+        # On S3 the killed attempt's partial is no object but a multipart upload of its
+        # temporary key, its first 50 MiB part stored; the retry aborted it.
+        assert killed_run["at_kill"] == []
+        (upload,) = killed_run["uploads_at_kill"]
+        partial = upload.removeprefix(f"{dag_id}/{run_id}/")
+        assert partial.startswith(".items.jsonl.") and partial.endswith(".partial"), upload
+        assert "Aborting the upload of an earlier, interrupted attempt" in retry_said
 
 
 def test_the_deployment_logged_no_secret(deployment: CeleryDeployment) -> None:

@@ -163,6 +163,59 @@ def test_a_retry_removes_the_partial_an_earlier_attempt_left(
     assert ids_in(s3.read(key)) == list(range(1, RECORDS + 1))
 
 
+def test_a_retry_aborts_the_multipart_upload_a_killed_attempt_left(s3: MotoS3, prefix: str) -> None:
+    """On S3 a partial is no object: s3fs keeps up to a block (50 MiB by default) in the writing
+    process, then uploads it as a part of a multipart upload that only its ``close`` completes.
+    An attempt SIGKILLed past that leaves the upload, unlisted but stored (and billed); the retry
+    aborts it, as it deletes a stale partial file."""
+    key = f"{prefix}items.jsonl"
+    ti = SimpleNamespace(dag_id="crm", task_id="pull", run_id="manual__2", map_index=-1)
+    context: Any = {"ti": ti}
+    owner = _attempt_owner(context)
+    assert owner is not None
+
+    def upload_left(partial: str) -> None:  # as s3fs leaves it when its process is killed
+        upload = s3.client.create_multipart_upload(Bucket=s3.bucket, Key=partial)
+        s3.client.upload_part(
+            Bucket=s3.bucket, Key=partial, UploadId=upload["UploadId"], PartNumber=1, Body=b"x"
+        )
+
+    stale = f"{prefix}.items.jsonl.{owner}-0123456789ab.partial"
+    others = f"{prefix}.items.jsonl.{'f' * 12}-0123456789ab.partial"  # another task instance's
+    upload_left(stale)
+    upload_left(others)
+
+    pull(s3.url(key)).execute(context)
+
+    assert s3.keys(prefix) == [key]
+    assert ids_in(s3.read(key)) == list(range(1, RECORDS + 1))
+    assert [k for k in s3.multipart_uploads() if k.startswith(prefix)] == [others]
+
+
+def test_a_retry_not_allowed_to_list_uploads_still_pulls(
+    s3: MotoS3, prefix: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Listing uploads needs s3:ListBucketMultipartUploads, which a write-only policy may not
+    grant: the cleanup is skipped with a warning, the pull is not failed for it."""
+    from s3fs import S3FileSystem
+
+    call_s3 = S3FileSystem.call_s3
+
+    def refusing(self: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "list_multipart_uploads":
+            raise PermissionError("Access Denied")
+        return call_s3(self, method, *args, **kwargs)
+
+    monkeypatch.setattr(S3FileSystem, "call_s3", refusing)
+    key = f"{prefix}items.jsonl"
+    ti = SimpleNamespace(dag_id="crm", task_id="pull", run_id="manual__3", map_index=-1)
+
+    pull(s3.url(key)).execute({"ti": ti})
+
+    assert s3.keys(prefix) == [key]
+    assert "Could not clean up unfinished uploads that earlier attempts left" in caplog.text
+
+
 @pytest.mark.parametrize("fails", [False, True], ids=["completed", "failed"])
 def test_a_key_with_glob_characters_is_published_or_removed_as_it_is(
     api: DevServer, s3: MotoS3, prefix: str, fails: bool

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import redis
@@ -11,7 +10,7 @@ import redis
 from airflow_provider_oauthcc.auth import metrics
 from airflow_provider_oauthcc.auth.cache.layered import LayeredTokenCache
 from airflow_provider_oauthcc.get_provider_info import get_provider_info
-from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook, _AirflowStats, redis_url
+from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook, _AirflowStats
 from devserver import DevServer
 from tests.support.connections import airflow_conn, conn_json
 from tests.support.redis_server import RedisServer, redis_server
@@ -22,31 +21,7 @@ from .conftest import SECRET
 __all__ = ["redis_server", "redis_url_fixture"]  # fixtures
 
 
-class _Conn:
-    def __init__(self, **fields: object) -> None:
-        self.host = fields.get("host")
-        self.port = fields.get("port")
-        self.login = fields.get("login")
-        self.password = fields.get("password")
-        self.extra_dejson = fields.get("extra", {})
-
-
-@pytest.mark.parametrize(
-    ("fields", "url"),
-    [
-        ({"host": "redis.internal"}, "redis://redis.internal:6379/0"),
-        ({"host": "10.0.0.5", "port": 6380, "extra": {"db": 3}}, "redis://10.0.0.5:6380/3"),
-        (
-            {"host": "r", "password": "p@ss/word", "extra": {"ssl": True}},
-            "rediss://:p%40ss%2Fword@r:6379/0",
-        ),
-        ({"host": "r", "login": "svc", "password": "pw"}, "redis://svc:pw@r:6379/0"),
-        ({"host": "::1"}, "redis://[::1]:6379/0"),
-        ({"host": "redis://:x@elsewhere:1/2"}, "redis://:x@elsewhere:1/2"),
-    ],
-)
-def test_redis_url_from_an_airflow_redis_connection(fields: dict[str, object], url: str) -> None:
-    assert redis_url(_Conn(**fields)) == url
+# How a Redis connection becomes a client: tests/unit/test_redis_connection_client.py
 
 
 def test_hook_resolves_the_redis_connection_and_shares_tokens(
@@ -94,16 +69,7 @@ def test_hook_with_a_missing_redis_connection_still_works(
     assert "cannot read the Redis connection 'no_such_redis'" in " ".join(warnings)
 
 
-def test_hook_file_cache_defaults_under_airflow_home(
-    server: DevServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    oauth_conn = conn_json(
-        server.api_url, "app", SECRET, auth_url=server.token_url, cache_backend="file"
-    )
-    with airflow_conn("crm_file", oauth_conn):
-        OAuthCCHook(oauth_conn_id="crm_file").run("/v1/whoami")
-    assert len(list((tmp_path / "oauthcc-token-cache").glob("*.token"))) == 1
+# The file cache's default folder: tests/integration/test_cache_dir_config.py
 
 
 def test_hook_sends_metrics_to_airflow_stats(

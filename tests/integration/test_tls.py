@@ -154,11 +154,6 @@ def test_discovery_over_untrusted_tls_names_verify(server: DevServer) -> None:
 # -- (c) verify off: works, and says so once -------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="run after the rest of this file, an InsecureRequestWarning escapes urllib3's "
-    "filter (order-dependent; seen 2026-11-30, not yet diagnosed); passes in the full suite",
-    strict=False,
-)
 def test_verify_false_works_with_one_warning_per_host(
     server: DevServer, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
 ) -> None:

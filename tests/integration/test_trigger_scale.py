@@ -30,14 +30,17 @@ from tests.support.triggerer_loop import POOL_THREADS, LoopReport, run_bounded
 
 __all__ = ["redis_server"]  # fixture
 
-pytestmark = [pytest.mark.load, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.load, pytest.mark.timeout(660)]
 
 SECRET = "scale-secret-8d1c2b"
 CONNECTIONS = 100
 TRIGGERS = 500
-# Stated bound for 500 triggers: 20-30 s on a 2-core machine, up to 100 s when it is shared
-# with other test runs (load average 8).
-ALL_FIRE_WITHIN = 240.0
+# A hang (the old code: no trigger ever fired) fails the test at this bound. 500 triggers take
+# 11-30 s on a 2-core machine, quiet or with one core kept busy, and up to 325 s when other
+# test runs share it (load average 10): every trigger sets up (connection, cache) through the
+# loop's two pool threads before the first token request, so they fire together near the
+# end, and a bound on the time between fires would not tell slow from hung.
+ALL_FIRE_WITHIN = 600.0
 # 500 connections opened at once overflow the devserver's accept backlog (128) and wait for
 # SYN retransmits, which take longer than the default 30 s on a loaded machine.
 CONNECT_TIMEOUT = 120
@@ -156,7 +159,7 @@ def test_a_hung_token_endpoint_does_not_delay_the_other_connections(
             SECRET,
             auth_url=f"{silent.url}/token",
             scope="read",
-            timeout=600,
+            timeout=3600,
             **cache_extra,
         )
         hung_id = stack.enter_context(airflow_conn("scale_conn_hung", hung_value))

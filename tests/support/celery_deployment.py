@@ -4,14 +4,16 @@ broker, a token-cache Redis, api-server, scheduler, dag-processor, triggerer and
 workers (``worker-a``, ``worker-b``) with their own AIRFLOW_HOME.
 
 ``cli()`` runs the ``airflow`` CLI against the same database; ``query()`` reads it;
-``kill_worker()`` SIGKILLs a worker and everything under it; ``stop_component()`` /
-``start_component()`` stop and restart one part (the token-cache Redis, say) on its port.
+``kill_worker()`` SIGKILLs a worker and everything under it, ``restart_worker()`` brings it back
+(the lost machine replaced); ``stop_component()`` / ``start_component()`` stop and restart one
+part (the token-cache Redis, say) on its port.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -74,13 +76,33 @@ class CeleryDeployment:
         assert result.returncode == 0, result.stderr[-2000:]
 
     def start_component(self, name: str) -> None:
-        result = self._script("start-one", str(self.dir), name, timeout=120)
+        # The environment the deployment started with (its connections, AWS_* settings...),
+        # not this process's.
+        result = self._script("start-one", str(self.dir), name, env=self._start_env, timeout=120)
         assert result.returncode == 0, result.stderr[-2000:]
         self.state = json.loads((self.dir / "state.json").read_text())
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the worker and every process under it (its task processes): a machine lost."""
         self.stop_component(name, kill=True)
+
+    def restart_worker(self, name: str, within: float = START_TIMEOUT) -> float:
+        """Start a stopped or killed worker again (same hostname and home) and wait until Celery
+        says it is ready; returns the seconds that took."""
+        started = time.monotonic()
+        before = self._ready_lines(name)
+        self.start_component(name)
+        self.wait_for(
+            f"{name} ready again",
+            lambda: self.alive(name) and self._ready_lines(name) > before,
+            within=within,
+        )
+        return time.monotonic() - started
+
+    def _ready_lines(self, name: str) -> int:
+        """How many times the worker's log says it is ready (the log is appended to)."""
+        text = self.log(name, chars=10**8)
+        return len(re.findall(rf"{re.escape(name)}@\S* ready", text))
 
     def _script(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float

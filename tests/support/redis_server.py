@@ -2,19 +2,27 @@
 
 Import the fixtures into a test module: ``from tests.support.redis_server import redis_url``.
 If ``redis-server`` is not installed the tests fail and say how to install it; they never skip.
+
+``RedisServer(tls=pki)`` serves TLS only (a ``devserver.pki.DevPKI``: its server certificate,
+clients not asked for one); ``RedisServer(password=...)`` requires AUTH (``requirepass``).
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from devserver.pki import DevPKI
 
 INSTALL_HINT = (
     "redis-server is not installed: the shared-cache tests need a real Redis. Install it with "
@@ -30,18 +38,37 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: DevPKI | None = None, password: str | None = None) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(INSTALL_HINT)
         self.port = free_port()
+        self.tls = tls
+        self.password = password
+        options: list[str] = ["--port", str(self.port)]
+        if tls is not None:
+            options = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(tls.server.cert),
+                "--tls-key-file",
+                str(tls.server.key),
+                "--tls-ca-cert-file",
+                str(tls.ca_cert),
+                "--tls-auth-clients",
+                "no",
+            ]
+        if password is not None:
+            options += ["--requirepass", password]
         self._dir = tempfile.TemporaryDirectory(prefix="oauthcc-redis-")
         self._log = Path(self._dir.name) / "redis.log"
         self._process = subprocess.Popen(
             [
                 executable,
-                "--port",
-                str(self.port),
+                *options,
                 "--bind",
                 "127.0.0.1",
                 "--dir",
@@ -63,7 +90,28 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls is not None else "redis"
+        auth = f":{self.password}@" if self.password is not None else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
+
+    def client(self, db: int = 0) -> Any:
+        """A redis-py client of database ``db`` (TLS trusting the CA, AUTH with the password)."""
+        import redis
+
+        url = f"{self.url.rsplit('/', 1)[0]}/{db}"
+        if self.tls is None:
+            return redis.Redis.from_url(url)
+        return redis.Redis.from_url(url, ssl_ca_certs=str(self.tls.ca_cert))
+
+    def _ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as raw:
+            sock: socket.socket = raw
+            if self.tls is not None:
+                context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+                sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            sock.sendall(b"PING\r\n")
+            # Without AUTH a password-protected server answers NOAUTH: it is up all the same.
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     def _wait_until_ready(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -72,10 +120,8 @@ class RedisServer:
                 log = self._log.read_text() if self._log.exists() else ""
                 raise RuntimeError(f"redis-server exited at start:\n{log[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
+                if self._ping():
+                    return
             except OSError:
                 time.sleep(0.02)
         self.stop()

@@ -171,8 +171,11 @@ def test_unusable_folder_raises_cache_error_or_os_error(tmp_path: Path) -> None:
 
 
 def test_default_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The core's own default is the user cache folder; AIRFLOW_HOME is the Airflow hooks'
+    # business (through Airflow's configuration: tests/integration/test_cache_dir_config.py).
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
-    assert default_cache_dir() == tmp_path / "home" / "oauthcc-token-cache"
-    monkeypatch.delenv("AIRFLOW_HOME")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "oauthcc-token-cache"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert default_cache_dir() == tmp_path / "user" / ".cache" / "oauthcc-token-cache"

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,13 +80,35 @@ def test_factory_builds_what_the_connection_asks_for(tmp_path: Path, redis_url: 
     assert isinstance(redis_cache, LayeredTokenCache) and redis_cache.name == "redis"
 
 
-def test_factory_file_defaults_to_airflow_home(
+def test_factory_file_folder_the_connection_then_the_given_default_then_the_user_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    cache = make_token_cache(config(cache_backend="file"))
-    assert isinstance(cache, LayeredTokenCache) and isinstance(cache.shared, FailOpenCache)
-    assert cache.shared.inner.directory == tmp_path / "oauthcc-token-cache"
+    def folder(**kwargs: Any) -> Path:
+        cache = make_token_cache(**kwargs)
+        assert isinstance(cache, LayeredTokenCache) and isinstance(cache.shared, FailOpenCache)
+        return Path(cache.shared.inner.directory)
+
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))  # not the core's business
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    given = str(tmp_path / "configured")
+    conn = str(tmp_path / "conn")
+    assert folder(config=config(cache_backend="file")) == tmp_path / "xdg" / "oauthcc-token-cache"
+    assert folder(config=config(cache_backend="file"), cache_dir=given) == Path(given)
+    assert folder(config=config(cache_backend="file", cache_dir=conn), cache_dir=given) == Path(
+        conn
+    )
+
+
+def test_factory_relative_default_folder_falls_back_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        cache = make_token_cache(config(cache_backend="file"), cache_dir="relative/folder")
+    assert cache is PROCESS_CACHE
+    assert [r.getMessage() for r in caplog.records] == [
+        "Token cache 'file' cannot be used (the token cache folder must be an absolute path, "
+        "not relative/folder); using the in-process cache"
+    ]
 
 
 def test_redis_without_url_falls_back_with_one_warning(

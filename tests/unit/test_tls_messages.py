@@ -183,3 +183,22 @@ def test_urllib3_warning_is_silenced_for_that_host_only() -> None:
                 stacklevel=1,
             )
     assert [str(w.message).split("'")[1] for w in seen] == ["other.example"]
+
+
+def test_urllib3_warning_stays_silenced_when_a_later_filter_shows_every_warning() -> None:
+    """A filter added after ours (pytest's recwarn, ``warnings.catch_warnings`` with
+    ``simplefilter("always")``, a library's own setup) sits in front of it; the next request
+    must put ours back in front rather than find it further down and stop there."""
+    url = unique_url()
+    host = url.split("//")[1].split(":")[0]
+    with warnings.catch_warnings(record=True) as seen:
+        warn_if_unverified(False, url, "API")
+        warnings.simplefilter("always")
+        warn_if_unverified(False, url, "API")
+        warnings.warn(
+            f"Unverified HTTPS request is being made to host '{host}'. Adding certificate "
+            "verification is strongly advised.",
+            InsecureRequestWarning,
+            stacklevel=1,
+        )
+    assert [w for w in seen if issubclass(w.category, InsecureRequestWarning)] == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Unpack
 from urllib.parse import urlencode
 
 import aiohttp
@@ -23,63 +24,29 @@ from airflow_provider_oauthcc.auth.aio.transport import (
     tls_failure,
 )
 from airflow_provider_oauthcc.auth.client import (
-    DEFAULT_ATTEMPTS,
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_BACKOFF,
-    DEFAULT_MAX_RETRY_AFTER,
     RetryableTokenError,
+    RetryingTokenClient,
+    RetryOptions,
     TokenClient,
-    fetch_budget,
     origin,
-    retry_wait,
     token_form,
     token_from_answer,
 )
-from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
-from airflow_provider_oauthcc.auth.http_read import (
-    MAX_RESPONSE_BYTES,
-    ResponseTooLargeError,
-    attempt_deadline,
-)
-from airflow_provider_oauthcc.auth.tls import warn_if_unverified
+from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, attempt_deadline
 from airflow_provider_oauthcc.auth.token import Token
 
 
-class AsyncTokenClient:
+class AsyncTokenClient(RetryingTokenClient):
     """Posts client-credentials token requests from an event loop, with bounded retries."""
 
-    def __init__(
-        self,
-        config: ClientConfig,
-        *,
-        max_attempts: int = DEFAULT_ATTEMPTS,
-        backoff: float = DEFAULT_BACKOFF,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-    ) -> None:
-        self.config = config
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
-        self._authenticator = ClientAuthenticator(config)
+    def __init__(self, config: ClientConfig, **retry: Unpack[RetryOptions]) -> None:
+        super().__init__(config, **retry)
         self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
         self._token_url = config.token_url
         self._trust_env = config.trust_env
-        warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
         self._secrets_masked = False
-
-    @property
-    def max_duration(self) -> float:
-        """The longest ``fetch_token`` can take, retries included."""
-        return fetch_budget(
-            self.config.timeout,
-            max_attempts=self.max_attempts,
-            max_backoff=self.max_backoff,
-            max_retry_after=self.max_retry_after,
-        )
 
     @property
     def known_token_url(self) -> str | None:
@@ -106,17 +73,7 @@ class AsyncTokenClient:
             await masking.amask(*self.config.secrets)
             self._secrets_masked = True
         url = await self.token_url()
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=lambda state: retry_wait(
-                state,
-                backoff=self.backoff,
-                max_backoff=self.max_backoff,
-                max_retry_after=self.max_retry_after,
-            ),
-            retry=tenacity.retry_if_exception_type(RetryableTokenError),
-            reraise=True,
-        )
+        retrying = tenacity.AsyncRetrying(**self._retry_settings())
         try:
             token: Token = await retrying(self._request_once, url)
         except RetryableTokenError as exc:
@@ -149,11 +106,6 @@ class AsyncTokenClient:
                     timeout=client_timeout(config.timeout),
                 ) as response,
             ):
-                declared = response.content_length
-                if declared is not None and declared > MAX_RESPONSE_BYTES:
-                    raise ResponseTooLargeError(
-                        f"the token endpoint's answer is too large ({declared} bytes)"
-                    )
                 content = await _read_capped(response)
                 status, answer_headers = response.status, response.headers
         except aiohttp.ClientSSLError as exc:
@@ -179,15 +131,8 @@ class AsyncTokenClient:
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        part = await response.content.read(64 * 1024)  # what has arrived, up to 64 KiB
-        if not part:
-            return b"".join(parts)
-        size += len(part)
-        if size > MAX_RESPONSE_BYTES:
-            raise ResponseTooLargeError(
-                f"the token endpoint's answer is too large (over {MAX_RESPONSE_BYTES} bytes)"
-            )
-        parts.append(part)
+    body = CappedBody("the token endpoint's answer")
+    body.check_declared(response.content_length)
+    while part := await response.content.read(READ_CHUNK):  # what has arrived, up to a chunk
+        body.add(part)
+    return body.content()

@@ -33,10 +33,8 @@ _thread_locks = KeyedLocks()
 
 
 def default_cache_dir() -> Path:
-    """``$AIRFLOW_HOME/oauthcc-token-cache``, else the user cache folder."""
-    airflow_home = os.environ.get("AIRFLOW_HOME")
-    if airflow_home:
-        return Path(airflow_home).expanduser() / DIR_NAME
+    """``oauthcc-token-cache`` in the user cache folder (``$XDG_CACHE_HOME``, else
+    ``~/.cache``). The Airflow hooks pass Airflow's ``[oauthcc] token_cache_dir`` instead."""
     user_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(user_cache) / DIR_NAME
 

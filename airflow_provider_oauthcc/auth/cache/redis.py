@@ -2,6 +2,11 @@
 
 Entries are encrypted (see cache_crypto) and expire with the token. The fetch lock expires
 by itself, so a holder that crashed blocks the others for ``lock_timeout`` at most.
+
+The cache reaches Redis through a redis:// URL or a function that returns a redis-py client
+(the Airflow hooks pass one that asks the Redis provider's ``RedisHook``, so a Redis connection
+means the same here as anywhere in Airflow). Either way one client (and connection pool) per
+process is shared by every cache that names the same Redis.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ return 0
 
 log = logging.getLogger(__name__)
 _thread_locks = KeyedLocks()
-# One client (and connection pool) per URL and process, shared by every hook.
+# One client (and connection pool) per Redis and process, shared by every hook (see shared_client).
 _clients: dict[str, Redis] = {}
 _clients_guard = threading.Lock()
 
@@ -56,16 +61,26 @@ class RedisTokenCache:
 
     def __init__(
         self,
-        url: str | Callable[[], str],
+        url: str | Callable[[], str] | None,
         cipher: TokenCipher,
         *,
+        client: Callable[[], Redis] | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         lock_wait: float | None = None,
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
     ) -> None:
-        """``lock_timeout``: how long a fetch may hold the lock before it expires by itself;
-        ``lock_wait``: how long a process waits for it (default: a little longer)."""
+        """Give ``url`` (a redis:// or rediss:// URL, or a function returning one) or
+        ``client`` (a function returning a redis-py client, e.g. through ``shared_client``);
+        either function is called on first use.
+
+        ``lock_timeout``: how long a fetch may hold the lock before it expires by itself;
+        ``lock_wait``: how long a process waits for it (default: a little longer);
+        ``socket_timeout``: for the URL's client, and for a given client whose connections
+        have no timeout of their own (every wait is bounded)."""
+        if (url is None) == (client is None):
+            raise ValueError("give either a Redis URL or a Redis client function")
         self._url = url
+        self._client_function = client
         self._cipher = cipher
         self.lock_timeout = lock_timeout
         self._lock_wait = lock_timeout + 5 if lock_wait is None else lock_wait
@@ -73,7 +88,7 @@ class RedisTokenCache:
         self._redis: Redis | None = None
 
     def __repr__(self) -> str:
-        return "RedisTokenCache(<url hidden>)"
+        return "RedisTokenCache(<url hidden>)" if self._url is not None else "RedisTokenCache()"
 
     def get(self, key: str) -> Token | None:
         blob = cast("bytes | None", self._client().get(_entry_name(key)))
@@ -165,13 +180,45 @@ class RedisTokenCache:
 
     def _client(self) -> Redis:
         if self._redis is None:
-            url = self._url() if callable(self._url) else self._url
-            with _clients_guard:
-                client = _clients.get(url)
-                if client is None:
-                    client = _clients[url] = _connect(url, self._socket_timeout)
+            if self._client_function is not None:
+                client = self._client_function()
+                _bound_waits(client, self._socket_timeout)
+            else:
+                url = self._url() if callable(self._url) else cast(str, self._url)
+                client = client_for_url(url, self._socket_timeout)
             self._redis = client
         return self._redis
+
+
+def shared_client(name: str, connect: Callable[[], Redis]) -> Redis:
+    """This process's Redis client called ``name``, made by ``connect`` the first time.
+
+    Caches that name the same Redis share one client and connection pool. Build ``name`` from
+    everything that makes the client (hash whatever is secret in it); it is never logged.
+    """
+    with _clients_guard:
+        client = _clients.get(name)
+        if client is None:
+            client = _clients[name] = connect()
+    return client
+
+
+def client_for_url(url: str, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT) -> Redis:
+    """This process's client for a redis:// (or rediss://) URL."""
+    return shared_client(f"url:{url}", lambda: _connect(url, socket_timeout))
+
+
+def _bound_waits(client: Any, socket_timeout: float) -> None:
+    """Socket timeouts for a client made elsewhere (Airflow's RedisHook sets none), so that a
+    Redis that stops answering fails the cache (it fails open) instead of hanging the task.
+    Timeouts the client already has are kept; connections it has opened keep theirs."""
+    pool = getattr(client, "connection_pool", None)
+    settings = getattr(pool, "connection_kwargs", None)
+    if not isinstance(settings, dict):
+        return
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if settings.get(name) is None:
+            settings[name] = socket_timeout
 
 
 def _connect(url: str, socket_timeout: float) -> Redis:
