@@ -6,7 +6,9 @@
 #   - `airflow providers list`, `providers hooks`, `providers triggers` show the provider,
 #   - the example DAG oauthcc_incremental_pull runs with `airflow dags test` against the
 #     local authorization server and API (started from the repository's .venv; the DAG and the
-#     provider run in the clean virtualenv).
+#     provider run in the clean virtualenv),
+#   - the hook and operator integration tests (tests/integration/test_hook.py, test_operator.py)
+#     pass in that virtualenv against the local servers.
 # Usage: scripts/test-wheel.sh [--keep] [--airflow latest|3.1|3.0|2.11]
 #   --keep     leaves the work folder for a look
 #   --airflow  which locked Airflow the clean virtualenv gets (default latest): the versions of
@@ -144,4 +146,30 @@ if len(files) != 1 or lines != 500:
     sys.exit(f"expected one output file of 500 records, found {len(files)} files, {lines} lines")
 print(f"   {finished.group(1)}: {finished.group(2)}, {lines} records in {files[0].name}")
 EOF
+echo "== the hook and operator tests against the local servers, the provider from the wheel"
+# A copy of those tests, their fixtures and the devserver, outside the repository; pytest and
+# the devserver's web stack at the dev group's locked versions for this Airflow.
+SUITE=$WORK/suite
+mkdir -p "$SUITE/tests/integration"
+cp -r "$REPO/devserver" "$REPO/pyproject.toml" "$SUITE/"
+cp -r "$REPO/tests/conftest.py" "$REPO/tests/support" "$SUITE/tests/"
+cp "$REPO"/tests/integration/{conftest.py,test_hook.py,test_operator.py} "$SUITE/tests/integration/"
+"${UV[@]}" export --frozen --quiet --format requirements-txt --no-hashes --no-emit-project \
+  --project "$REPO" --no-default-groups --group dev --group "$GROUP" -o "$WORK/test-constraints.txt"
+"${UV[@]}" pip install --quiet --python "$VENV/bin/python" -c "$WORK/test-constraints.txt" \
+  pytest pytest-timeout flask a2wsgi uvicorn
+(
+  cd "$SUITE"
+  "$VENV/bin/python" -c '
+import sys
+from pathlib import Path
+import airflow_provider_oauthcc as package
+if not Path(package.__file__).resolve().is_relative_to(Path(sys.argv[1]).resolve()):
+    sys.exit(f"the tests would import airflow_provider_oauthcc from {package.__file__}")
+' "$VENV"
+  "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/integration/test_hook.py \
+    tests/integration/test_operator.py >"$WORK/pytest.log" 2>&1 \
+    || { tail -n 80 "$WORK/pytest.log" >&2; fail "the hook and operator tests failed"; }
+  echo "   $(tail -n 1 "$WORK/pytest.log")"
+)
 echo "== the wheel works"

@@ -16,6 +16,50 @@ stage() {
   "$@"
   SUMMARY+=("$(printf '%-34s %4ds' "$name" $((SECONDS - start)))")
 }
+# NAME COMMAND [NAME COMMAND ...]: stages side by side (the machine has two cores; the tests
+# of one Airflow mostly wait on servers and subprocesses), each into its own log, printed in
+# order once all are done. COMMAND is split on spaces. Fails if any failed.
+together() {
+  local dir start=$SECONDS failed=0 i=0 rc secs
+  dir=$(mktemp -d /tmp/oauthcc-stages.XXXXXX)
+  local -a names=() pids=()
+  while [[ $# -gt 0 ]]; do
+    names+=("$1")
+    (
+      begin=$SECONDS
+      # shellcheck disable=SC2086
+      if $2 >"$dir/$i.log" 2>&1; then rc=0; else rc=$?; fi
+      echo "$rc $((SECONDS - begin))" >"$dir/$i.rc"
+    ) &
+    pids+=($!)
+    shift 2
+    i=$((i + 1))
+  done
+  echo
+  echo "=== side by side: $(IFS=,; echo "${names[*]}" | sed 's/,/, /g')"
+  local next=$((start + 300)) pid running=1
+  while ((running)); do
+    sleep 5
+    running=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+    if ((running && SECONDS >= next)); then
+      echo "    ... $((SECONDS - start)) s"
+      next=$((next + 300))
+    fi
+  done
+  wait "${pids[@]}" || true
+  for i in "${!names[@]}"; do
+    read -r rc secs <"$dir/$i.rc"
+    echo
+    echo "=== ${names[$i]} (side by side; exit $rc)"
+    cat "$dir/$i.log"
+    SUMMARY+=("$(printf '%-34s %4ds  side by side' "${names[$i]}" "$secs")")
+    [[ $rc == 0 ]] || failed=1
+  done
+  SUMMARY+=("$(printf '%-34s %4ds' "  (those side by side, in all)" $((SECONDS - start)))")
+  rm -rf "$dir"
+  return $failed
+}
 report() {
   echo
   echo "=== stage times"
@@ -36,13 +80,20 @@ AIRFLOW_VERSION=$(airflow_version .venv)
 FLOOR_VERSION=$(airflow_version .venv-2.11)
 V30_VERSION=$(airflow_version .venv-3.0)
 V31_VERSION=$(airflow_version .venv-3.1)
-stage "wheel: build, install, dags test" scripts/test-wheel.sh
-stage "wheel: Airflow $FLOOR_VERSION (floor)" scripts/test-wheel.sh --airflow 2.11
-stage "tests: Airflow $AIRFLOW_VERSION (newest)" scripts/pytest.sh .venv -m "not celery"
+wheel() { scripts/test-wheel.sh --airflow "$1"; }
+newest() { scripts/pytest.sh .venv -m "not celery and not load"; }
+floor() { scripts/pytest.sh .venv-2.11 -m "not celery and not load"; }
+versioned() { scripts/pytest.sh "$1" -m "versioned and not celery and not load"; }
+
+together "wheel: Airflow $AIRFLOW_VERSION" "wheel latest" \
+  "wheel: Airflow $V30_VERSION" "wheel 3.0" \
+  "wheel: Airflow $FLOOR_VERSION (floor)" "wheel 2.11"
+together "tests: Airflow $AIRFLOW_VERSION (newest)" newest \
+  "tests: Airflow $FLOOR_VERSION (floor)" floor
+# The scale and real-deployment tests (marker "load") exercise version-independent code at
+# length and measure the machine: on the newest Airflow only, and alone.
+stage "tests: load, Airflow $AIRFLOW_VERSION" scripts/pytest.sh .venv -m "load and not celery"
 # One CeleryExecutor deployment (PostgreSQL, Redis, two workers) for the scale-out tests.
 stage "tests: Celery deployment, Airflow $AIRFLOW_VERSION" scripts/pytest.sh .venv -m celery
-# The scale and real-deployment tests (marker "load") exercise version-independent code at
-# length: they run on the newest Airflow only, which keeps make test well inside its budget.
-stage "tests: Airflow $FLOOR_VERSION (floor)" scripts/pytest.sh .venv-2.11 -m "not celery and not load"
-stage "tests: Airflow $V30_VERSION (versioned)" scripts/pytest.sh .venv-3.0 -m "versioned and not celery and not load"
-stage "tests: Airflow $V31_VERSION (versioned)" scripts/pytest.sh .venv-3.1 -m "versioned and not celery and not load"
+together "tests: Airflow $V30_VERSION (versioned)" "versioned .venv-3.0" \
+  "tests: Airflow $V31_VERSION (versioned)" "versioned .venv-3.1"

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,12 @@ import pytest
 from devserver import DevServer
 from devserver.dataset import EPOCH, STEP
 from tests.support.connections import conn_json
-from tests.support.leak_scan import Secret, find_leaks, secrets_seen_by
+from tests.support.leak_scan import (
+    Secret,
+    find_leaks,
+    secrets_seen_by,
+    without_airflow_30_mask_requests,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +59,14 @@ class DagRun:
                 self.api.api_url, "dags-client", SECRET, auth_url=self.api.token_url, scope="read"
             ),
         )
+        if version("apache-airflow").startswith("3.0."):
+            # Airflow 3.0's `dags test` fails a task whose outlet asset no DAG parse has
+            # activated yet (apache/airflow#51644); a deployment's DAG processor parses the file
+            # first, as `dags reserialize` does here (scripts/test-wheel.sh does the same).
+            done = subprocess.run(
+                [AIRFLOW, "dags", "reserialize"], env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         self.process = subprocess.Popen(
             [AIRFLOW, "dags", "test", *args],
             env=env,
@@ -69,6 +83,7 @@ class DagRun:
         output = self._output
         assert self.process.returncode == 0, output[-4000:]
         assert "state=success" in output, output[-4000:]
+        output = without_airflow_30_mask_requests(output)
         assert SECRET not in output
         return output
 
