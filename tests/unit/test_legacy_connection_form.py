@@ -76,3 +76,82 @@ def test_airflow_3_fields_are_plain_wtforms_fields() -> None:
     fields = OAuthCCHook.get_connection_form_widgets()
     assert all("widget" not in field.kwargs for field in fields.values())
     assert all(isinstance(field.kwargs["label"], str) for field in fields.values())
+
+
+class _PostData(dict[str, list[str]]):
+    """Form data as a browser posts it (WTForms reads it through ``getlist``)."""
+
+    def getlist(self, key: str) -> list[str]:
+        return self.get(key, [])
+
+
+def _posted(values: dict[str, str]) -> Any:
+    _wtforms()
+    from wtforms import Form
+
+    form_class = type("ConnectionForm", (Form,), dict(OAuthCCHook.get_connection_form_widgets()))
+    return form_class(_PostData({key: [value] for key, value in values.items()}))
+
+
+def test_a_form_with_every_extra_field_left_empty_validates() -> None:
+    """Airflow 2.x validates the form on Save: an empty choice list (Signing algorithm:
+    "from the key type") or number must not block saving the connection."""
+    form = _posted(dict.fromkeys(CONN_FIELDS, ""))
+    assert form.validate(), form.errors
+    assert form["signing_algorithm"].data == ""
+    assert form["timeout"].data is None
+
+
+def test_a_value_outside_a_choice_list_is_refused() -> None:
+    form = _posted({"auth_method": "client_secret", "signing_algorithm": "RS1", "timeout": "x"})
+    assert not form.validate()
+    assert set(form.errors) == {"auth_method", "signing_algorithm", "timeout"}
+    assert "client_secret_basic" in form.errors["auth_method"][0]
+
+
+@pytest.mark.skipif(
+    connection_form_style() != "fab", reason="Airflow 2.x only: a choice list is a text input"
+)
+def test_airflow_2_choice_lists_name_their_values_in_the_description() -> None:
+    fields = OAuthCCHook.get_connection_form_widgets()
+    for key, spec in CONN_FIELDS.items():
+        values = [value for value in spec["schema"].get("enum", []) if value is not None]
+        description = fields[key].kwargs["description"]
+        assert description.startswith(spec["description"]), key
+        if values:
+            assert description.endswith(f" One of: {', '.join(values)}."), key
+        else:
+            assert description == spec["description"], key
+
+
+@pytest.mark.skipif(
+    connection_form_style() != "fab", reason="Airflow 2.x only: its edit view's placeholder"
+)
+def test_airflow_2_secret_extras_show_the_placeholder_never_the_secret() -> None:
+    """Airflow 2.x's edit view keeps a secret extra only if it comes back as its placeholder:
+    an empty input deletes it on save. The stored value itself never reaches the page."""
+    from airflow.www.views import SENSITIVE_FIELD_PLACEHOLDER as AIRFLOW_PLACEHOLDER
+    from flask import Flask
+    from flask_babel import Babel
+    from wtforms import Form
+
+    from airflow_provider_oauthcc.legacy_connection_form import SENSITIVE_FIELD_PLACEHOLDER
+
+    assert SENSITIVE_FIELD_PLACEHOLDER == AIRFLOW_PLACEHOLDER
+    secret = "stored-Passphrase-91c2"
+    form_class = type("ConnectionForm", (Form,), dict(OAuthCCHook.get_connection_form_widgets()))
+    app = Flask(__name__)
+    Babel(app)  # the labels are translatable
+    with app.test_request_context():
+        for key in ("private_key", "private_key_passphrase"):
+            assert form_class.__dict__[key].field_class.widget.input_type == "password"
+            reopened = form_class()  # the edit page: the view sets the stored value after
+            reopened[key].data = secret
+            shown = str(reopened[key]())
+            assert f'value="{SENSITIVE_FIELD_PLACEHOLDER}"' in shown, key
+            assert secret not in shown and 'type="password"' in shown, key
+            assert 'value=""' in str(form_class()[key]()), key  # the add page
+            retyped = form_class(_PostData({key: [secret]}))  # a new secret, form refused
+            assert secret not in str(retyped[key]()) and 'value=""' in str(retyped[key]()), key
+            kept = form_class(_PostData({key: [SENSITIVE_FIELD_PLACEHOLDER]}))
+            assert f'value="{SENSITIVE_FIELD_PLACEHOLDER}"' in str(kept[key]()), key
