@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# `make test`: lint, types, the built wheel in a clean virtualenv, the whole suite on the
-# newest (3.3) and the oldest (2.11) supported Airflow, and on the middle versions (3.0, 3.1)
-# the tests of version-specific code (marker "versioned", tests/conftest.py).
-# Prints how long each stage took. `scripts/test.sh lint` runs only the static checks.
+# `make test`: lint, types, the built wheel in clean virtualenvs (Airflow 3.3, 3.0, 2.11), the
+# whole suite on the newest (3.3) and the oldest (2.11) supported Airflow, and on the middle
+# versions (3.0, 3.1) the tests of version-specific code (marker "versioned",
+# tests/conftest.py). Stages of different Airflow versions run side by side where they fit two
+# cores; the load and Celery stages run alone. Prints how long each stage took.
+# `scripts/test.sh lint` runs only the static checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1

@@ -51,8 +51,8 @@ def _airflow_version() -> Version:
 if _airflow_version() < Version("3.0.0"):
     pytest.skip(
         "Airflow 2.x has no API server and no React UI (`airflow api-server`, "
-        "`/ui/connections/hook_meta`): its connection form is Flask AppBuilder's, whose fields "
-        "tests/unit/test_legacy_connection_form.py checks; no browser test of it yet",
+        "`/ui/connections/hook_meta`): its connection form is Flask AppBuilder's, tested in "
+        "tests/e2e/test_connection_form_fab.py",
         allow_module_level=True,
     )
 
