@@ -24,7 +24,7 @@ from devserver.keys import generate_private_key_pem
 from tests.support.airflow_api_server import ADMIN_USER, AirflowApiServer, shared_api_server
 from tests.support.chromium_browser import chromium_page
 from tests.support.connections_ui import ConnectionsUi
-from tests.support.form_screenshot import save_form_screenshot
+from tests.support.form_screenshot import png_size, save_form_screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -336,7 +336,7 @@ def test_screenshot_of_a_filled_form(ui_server: AirflowApiServer, tmp_path: Path
                 assert ui.extra_input(key).get_attribute("type") == "password", key
         dialog_width = ui.dialog.bounding_box()
     # The file is the picture of that form: a PNG as wide as the dialog.
-    width, height = _png_size(target)
+    width, height = png_size(target)
     assert dialog_width is not None and abs(width - dialog_width["width"]) <= 2
     assert height > 400
 
@@ -366,13 +366,6 @@ def _create_connection(
     body = _connection_body(conn_id, host, port, secret, extras)
     response = server.api("POST", "/api/v2/connections", json=body)
     assert response.status_code == 201, response.text[:500]
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk."""
-    data = path.read_bytes()[:24]
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _words(text: str) -> str:

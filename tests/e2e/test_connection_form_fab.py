@@ -28,6 +28,7 @@ from devserver import DevServer
 from devserver.keys import generate_private_key_pem
 from tests.support.airflow_webserver import ADMIN_USER, AirflowWebserver
 from tests.support.chromium_browser import chromium_page
+from tests.support.form_screenshot import png_size
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -259,7 +260,7 @@ def test_screenshot_of_a_filled_form(
         assert _extra(page, key).input_value() == value, key
     assert "example-secret-value" not in shown
     assert page.get_by_label("Client secret", exact=True).get_attribute("type") == "password"
-    width, height = _png_size(target)
+    width, height = png_size(target)
     assert abs(width - box["width"]) <= 2 and abs(height - box["height"]) <= 2
     assert height > 1500
 
@@ -339,13 +340,6 @@ def _stored(webserver: AirflowWebserver, conn_id: str) -> dict[str, Any]:
 def _api_origin(server: DevServer) -> tuple[str, int]:
     scheme_host, port = server.api_url.rsplit(":", 1)
     return scheme_host, int(port)
-
-
-def _png_size(path: Path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk."""
-    data = path.read_bytes()[:24]
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _words(text: str) -> str:

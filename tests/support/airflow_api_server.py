@@ -36,20 +36,85 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class AirflowApiServer:
-    """``airflow api-server`` with its own home; ``url``, ``api()``, ``cli()``, ``stop()``."""
+class AirflowUiServer:
+    """An Airflow web server process with its own home: ``url``, ``cli()``,
+    ``stored_connection()``, ``stop()``; subclasses say how to start it and where its health is."""
 
-    def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="oauthcc-api-server-"))
+    health_path = "/"
+    name = "airflow"
+
+    def __init__(self, prefix: str) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix=prefix))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_password = secrets.token_urlsafe(12)
-        self._log = self.home / "api-server.log"
+        self._log = self.home / "server.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self.env = _clean_environment()
+
+    def _spawn(self, argv: list[str], deadline: float) -> None:
+        """Starts ``airflow *argv`` in its own process group and waits until it is healthy."""
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [AIRFLOW, *argv],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group (workers too), stopped as one
+            )
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+            try:
+                if requests.get(self.url + self.health_path, timeout=5).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} not healthy in time:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self._log.read_text(errors="replace")[-chars:] if self._log.exists() else ""
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run the ``airflow`` CLI against this server's home (database, Fernet key)."""
+        return subprocess.run(
+            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def stored_connection(self, conn_id: str) -> dict[str, Any]:
+        """The connection as stored, secrets in clear (``airflow connections get -o json``)."""
+        result = self.cli("connections", "get", conn_id, "-o", "json")
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow connections get {conn_id} failed: {result.stderr[-2000:]}")
+        start = result.stdout.index("[")
+        rows: list[dict[str, Any]] = json.loads(result.stdout[start:])
+        return rows[0]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class AirflowApiServer(AirflowUiServer):
+    """``airflow api-server`` (Airflow 3) with its own home; also ``api()``."""
+
+    health_path = "/api/v2/monitor/health"
+    name = "airflow api-server"
+
+    def __init__(self) -> None:
+        super().__init__("oauthcc-api-server-")
         self._token: str | None = None
         passwords = self.home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({ADMIN_USER: self.admin_password}))
-        self.env = _clean_environment()
         self.env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -74,39 +139,10 @@ class AirflowApiServer:
         migrate = self.cli("db", "migrate", timeout=START_TIMEOUT)
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stderr[-3000:]}")
-        with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(self.port), "-w", "1"],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as one
-            )
-        self._wait_until_healthy(deadline)
-        return self
-
-    def _wait_until_healthy(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"airflow api-server exited at start:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"airflow api-server not healthy in time:\n{self.log_tail()}")
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self._log.read_text(errors="replace")[-chars:] if self._log.exists() else ""
-
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run the ``airflow`` CLI against this server's home (database, Fernet key)."""
-        return subprocess.run(
-            [AIRFLOW, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        self._spawn(
+            ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "-w", "1"], deadline
         )
+        return self
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Call the REST / UI API as the admin (``path`` like ``/api/v2/connections``)."""
@@ -123,26 +159,6 @@ class AirflowApiServer:
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
-
-    def stored_connection(self, conn_id: str) -> dict[str, Any]:
-        """The connection as stored, secrets in clear (``airflow connections get -o json``)."""
-        result = self.cli("connections", "get", conn_id, "-o", "json")
-        if result.returncode != 0:
-            raise RuntimeError(f"airflow connections get {conn_id} failed: {result.stderr[-2000:]}")
-        start = result.stdout.index("[")
-        rows: list[dict[str, Any]] = json.loads(result.stdout[start:])
-        return rows[0]
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 def _clean_environment() -> dict[str, str]:

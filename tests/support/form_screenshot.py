@@ -73,3 +73,10 @@ def _stack(ui: ConnectionsUi, parts: list[bytes], path: Path) -> None:
         body.screenshot(path=str(path))
     finally:
         page.close()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    data = path.read_bytes()[:24]
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
