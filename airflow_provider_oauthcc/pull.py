@@ -13,13 +13,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
 
 import requests
 import tenacity
 
+from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown, target
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError, OriginNotAllowedError
-from airflow_provider_oauthcc.origins import OriginPolicy, origin_of
+from airflow_provider_oauthcc.auth.gated_session import AllowedOriginRedirect
 from airflow_provider_oauthcc.pagination import Page, PageRequest, Paginator
 from airflow_provider_oauthcc.retry import (
     RetryableStatusError,
@@ -52,8 +52,9 @@ class PageFetcher:
     :param options: the hook's merged extra options (timeout, allow_redirects, check_response).
     :param check_response: raises for a failed response (the hook's ``check_response``).
     :param retrying: a tenacity ``Retrying`` replacing ``policy`` (HttpOperator's retry_args).
-    :param origins: where requests may go; a request for an origin it does not allow raises
-        ``OriginNotAllowedError`` before anything is sent. None: the first request's origin.
+    :param egress: where requests may go; a request for an origin it does not allow raises
+        ``OriginNotAllowedError`` before anything is sent. None: the session's own policy
+        (a ``GatedSession``), else the first request's origin.
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class PageFetcher:
         policy: RetryPolicy,
         retrying: tenacity.Retrying | None = None,
         request_kwargs: Mapping[str, Any] | None = None,
-        origins: OriginPolicy | None = None,
+        egress: EgressPolicy | None = None,
         log: Log | None = None,
     ) -> None:
         self.session = session
@@ -76,7 +77,7 @@ class PageFetcher:
         self.policy = policy
         self.request_kwargs = dict(request_kwargs or {})
         self.log = log or logging.getLogger(__name__)
-        self.origins = origins
+        self.egress = egress or getattr(session, "egress", None)
         self.retries = 0
         self.closed = False
         self._page_number = 0
@@ -94,9 +95,9 @@ class PageFetcher:
         self._page_number = page_number
         if self.closed:
             raise PullStopped(f"Page {page_number}: not sent, the pull was stopped")
-        if self.origins is None:
-            self.origins = OriginPolicy(request.url)
-        foreign = self.origins.is_foreign(request.url, page_number)
+        if self.egress is None:
+            self.egress = EgressPolicy(request.url)
+        foreign = self.egress.is_foreign(request.url, page_number)
         try:
             response: requests.Response = self._retrying(self._send, request, foreign)
         except RetryableStatusError as exc:
@@ -137,12 +138,11 @@ class PageFetcher:
 
     def _send_to_api(self, request: PageRequest, options: Mapping[str, Any]) -> requests.Response:
         """Through the session (token, headers, body). Redirects within the API's origin are
-        followed as requests follows them; one to another origin is checked before it is sent
-        (see ``_guard_redirect``) and, if allowed, fetched as a foreign page."""
+        followed as requests follows them; the session's gate stops one to another origin
+        before it is sent, and one to an allowed other origin is fetched as a foreign page."""
         prepared = self.session.prepare_request(self._request(request))
-        prepared.register_hook("response", self._guard_redirect)  # type: ignore[no-untyped-call]
         settings = self._environment(prepared.url or "", foreign=False)
-        self.log.debug("Sending %s to %s", self.method, prepared.url)
+        self.log.debug("Sending %s to %s", self.method, shown(prepared.url or ""))
         try:
             return self.session.send(
                 prepared,
@@ -150,23 +150,11 @@ class PageFetcher:
                 allow_redirects=options.get("allow_redirects", True),
                 **settings,
             )
-        except _ForeignRedirect as redirect:
+        except AllowedOriginRedirect as redirect:
             return self._send_foreign(redirect.url, redirect.method, options)
-
-    def _guard_redirect(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        """A response hook: runs for every response, each redirect hop included, before
-        requests sends the next hop (with the session's headers and, on 307/308, the body)."""
-        target = self.session.get_redirect_target(response) if response.is_redirect else None
-        if target is None or self.origins is None:
-            return response
-        url = urljoin(response.url, target)
-        if self.origins.is_foreign(url, self._page_number, redirect=True):
-            response.close()
-            method = response.request.method or "GET"
-            if response.status_code not in (307, 308) and method != "HEAD":
-                method = "GET"  # what requests (and browsers) do for 301, 302, 303
-            raise _ForeignRedirect(url, method)
-        return response
+        except OriginNotAllowedError as refused:
+            refused.args = (f"Page {self._page_number}: {refused}",)
+            raise
 
     def _send_foreign(self, url: str, method: str, options: Mapping[str, Any]) -> requests.Response:
         """``method`` on the bare URL, straight through the transport adapter: no session
@@ -177,7 +165,7 @@ class PageFetcher:
         self.log.info(
             "Page %d: fetching it from %s, an allowed other origin (URL only)",
             self._page_number,
-            origin_of(url),
+            shown(url),
         )
         adapter = self.session.get_adapter(prepared.url or "")
         response = adapter.send(
@@ -191,9 +179,9 @@ class PageFetcher:
         if response.is_redirect:
             response.close()
             raise OriginNotAllowedError(
-                f"Page {self._page_number} on {origin_of(url)} answered with a redirect "
+                f"Page {self._page_number} on {shown(url)} answered with a redirect "
                 f"(HTTP {response.status_code}); redirects from other origins are not followed",
-                origin=origin_of(url),
+                origin=shown(url),
             )
         return response
 
@@ -201,8 +189,8 @@ class PageFetcher:
         """The session's proxies, verify, cert and stream merged with the environment's
         (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` ...), as ``Session.request``
         merges them, but once per origin and pull rather than on every request."""
-        parts = urlsplit(url)
-        key = (parts.scheme.lower(), parts.netloc.lower(), foreign)
+        where = target(url)
+        key = (where.origin, "", foreign)
         settings = self._environments.get(key)
         if settings is None:
             settings = dict(
@@ -214,6 +202,10 @@ class PageFetcher:
                     cert=None if foreign else self.session.cert,
                 )
             )
+            egress = self.egress
+            insecure_ok = egress.allow_insecure_http if egress is not None else False
+            if where.goes_direct(allow_insecure_http=insecure_ok):
+                settings["proxies"] = {}  # never through a proxy (see auth.egress)
             self._environments[key] = settings
         return settings
 
@@ -251,15 +243,6 @@ class PageFetcher:
             state.attempt_number,
             wait,
         )
-
-
-class _ForeignRedirect(Exception):
-    """Raised from a response hook to stop requests at a redirect to an allowed other origin."""
-
-    def __init__(self, url: str, method: str) -> None:
-        super().__init__(url)
-        self.url = url
-        self.method = method
 
 
 # The API broke the connection after it began to answer: a retry may do better; if not, the

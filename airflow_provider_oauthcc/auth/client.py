@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin
 
 import requests
 import tenacity
@@ -21,7 +21,9 @@ from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.discovery import discover_token_endpoint
+from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
+from airflow_provider_oauthcc.auth.gated_session import GatedSession
 from airflow_provider_oauthcc.auth.http_read import (
     ResponseTooSlowError,
     attempt_deadline,
@@ -103,6 +105,8 @@ class RetryingTokenClient:
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self._authenticator = ClientAuthenticator(config)
+        # The token endpoint and the issuer: any origin the connection names, over TLS.
+        self.egress = EgressPolicy(None, allow_insecure_http=config.allow_insecure_http)
         warn_if_unverified(config.verify, config.token_url or config.issuer, "token endpoint")
 
     @property
@@ -138,7 +142,7 @@ class TokenClient(RetryingTokenClient):
 
     def __init__(self, config: ClientConfig, **retry: Unpack[RetryOptions]) -> None:
         super().__init__(config, **retry)
-        self._session = requests.Session()
+        self._session = GatedSession(self.egress)
         self._session.verify = config.verify
         self._session.trust_env = config.trust_env
         if config.proxies:
@@ -262,10 +266,11 @@ def token_from_answer(
     TokenRequestError for anything else that is not a token. ``headers`` is case-insensitive."""
     if 300 <= status < 400:
         target = headers.get("Location", "")
+        # The origin only: a Location can carry anything, the secret URL-encoded included.
         raise TokenRequestError(
-            f"token endpoint {origin(url)} redirected (HTTP {status}) to "
-            f"{origin(target) if target else 'nowhere'}; the credentials were not sent "
-            "there. Set auth_url to the final token endpoint URL",
+            f"token endpoint {shown(url)} redirected (HTTP {status}) to "
+            f"{shown(urljoin(url, target)) if target else 'nowhere'}; the credentials were not "
+            "sent there. Set auth_url to the final token endpoint URL",
             status=status,
         )
     forms = config.secret_forms
@@ -314,9 +319,8 @@ def retry_after_header(value: str | None) -> float | None:
 
 
 def origin(url: str) -> str:
-    """scheme://host[:port] of a URL, for messages (never a path or query)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url[:100]
+    """scheme://host[:port] of a URL, for messages (never a path, query or credentials)."""
+    return shown(url)
 
 
 def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
+from airflow_provider_oauthcc.auth.egress import check_url, is_loopback_host, proxy_password
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
 AUTH_METHODS = (
@@ -256,9 +255,9 @@ class ClientConfig:
         """Every secret value this config holds, for the log masker and the scrubber."""
         values = [self.client_secret, self.private_key, self.private_key_passphrase]
         for proxy in (self.proxies or {}).values():
-            parts = urlsplit(proxy)
-            if parts.password:
-                values += [parts.password, proxy]
+            password = proxy_password(proxy)
+            if password:
+                values += [password, proxy]
         return tuple(s for s in values if s)
 
     @property
@@ -275,14 +274,8 @@ def as_flag(key: str, value: Any) -> bool:
 
 
 def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """``localhost`` exactly, or a loopback IP address (see :mod:`.egress`)."""
+    return is_loopback_host(host)
 
 
 def _read_credential_file(path: str) -> bytes:
@@ -308,14 +301,7 @@ def _api_base_url(url: str | None, allow_http: bool) -> str | None:
     """RFC 6750 §5.3: a bearer token travels only over TLS (loopback excepted)."""
     if not url:
         return None
-    parts = urlsplit(url)
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
-        raise OAuthCCConfigError(
-            "host",
-            f"the API base URL uses plain http to {parts.hostname}, which would send the "
-            "access token in clear; use https, or set allow_insecure_http to true if you "
-            "really mean it",
-        )
+    check_url(url, field="host", allow_insecure_http=allow_http, what="the access token")
     return url
 
 
@@ -368,17 +354,7 @@ def _url(extras: Mapping[str, Any], key: str, allow_http: bool) -> str | None:
     value = _str(extras, key)
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OAuthCCConfigError(
-            key, "must be an absolute http(s) URL such as https://idp.example.com/..."
-        )
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
-        raise OAuthCCConfigError(
-            key,
-            "uses plain http to a non-loopback host, which would send the client credentials "
-            "in clear; use https, or set allow_insecure_http to true if you really mean it",
-        )
+    check_url(value, field=key, allow_insecure_http=allow_http, what="the client credentials")
     return value
 
 

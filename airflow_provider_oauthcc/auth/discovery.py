@@ -7,12 +7,11 @@ import os
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
 
-from airflow_provider_oauthcc.auth.config import is_loopback
+from airflow_provider_oauthcc.auth.egress import UnsafeUrlError, check_url, split_path, target
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError, TokenRequestError
 from airflow_provider_oauthcc.auth.http_read import attempt_deadline, read_capped
 from airflow_provider_oauthcc.auth.tls import handshake_failure
@@ -24,11 +23,10 @@ _lock = threading.Lock()
 def metadata_urls(issuer: str) -> list[str]:
     """Where the metadata may live: OIDC appends to the issuer, RFC 8414 inserts before the path."""
     base = issuer.rstrip("/")
-    parts = urlsplit(base)
+    origin, path = split_path(base)
     urls = [f"{base}/.well-known/openid-configuration"]
-    if parts.path:
-        origin = f"{parts.scheme}://{parts.netloc}"
-        urls.append(f"{origin}/.well-known/oauth-authorization-server{parts.path}")
+    if path:
+        urls.append(f"{origin}/.well-known/oauth-authorization-server{path}")
     urls.append(f"{base}/.well-known/oauth-authorization-server")
     return urls
 
@@ -134,18 +132,24 @@ def _token_endpoint(document: dict[str, Any], issuer: str, url: str) -> str:
             f"if that is your authorization server, set issuer to exactly {published!r}",
         )
     endpoint = document.get("token_endpoint")
-    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TokenRequestError(f"discovery document at {url} has no valid token_endpoint")
+    try:
+        target(endpoint if isinstance(endpoint, str) else "")
+    except UnsafeUrlError as exc:
+        raise TokenRequestError(
+            f"discovery document at {url} has no usable token_endpoint (it {exc})"
+        ) from None
     return str(endpoint)
 
 
 def _check_scheme(endpoint: str, allow_http: bool) -> None:
-    host = urlsplit(endpoint).hostname
-    if endpoint.startswith("http://") and not allow_http and not is_loopback(host):
-        raise OAuthCCConfigError(
-            "issuer", f"discovered token endpoint {endpoint} uses plain http to a non-loopback host"
-        )
+    """The discovered endpoint gets the client's credentials: the gate's TLS rule, checked on
+    every use (a cached result may have been found under another connection's settings)."""
+    check_url(
+        endpoint,
+        field="issuer",
+        allow_insecure_http=allow_http,
+        what="the client credentials (to the discovered token endpoint)",
+    )
 
 
 def clear_cache() -> None:

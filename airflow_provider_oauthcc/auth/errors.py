@@ -125,8 +125,18 @@ class ApiConnectionError(OAuthCCError):
         super().__init__(message)
 
 
+class ApiResponseTooLargeError(OAuthCCError):
+    """An API answer is larger than the reader's cap (counted after decompression)."""
+
+    def __init__(self, message: str, *, size: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class OriginNotAllowedError(OAuthCCFailFast):
-    """A next page is on another origin than the API's, and not in ``allowed_origins``.
+    """A request, next page or redirect would go where the egress gate allows nothing of the
+    connection to go: another origin (not in ``allowed_origins``), plain http beyond loopback,
+    or a URL that parsers read differently.
 
     Raised before anything is sent there.
     """

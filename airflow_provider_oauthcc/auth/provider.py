@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from contextlib import AbstractContextManager
-from urllib.parse import urlsplit
 
 from airflow_provider_oauthcc.auth import masking, metrics
 from airflow_provider_oauthcc.auth.cache import TokenCache, TokenCacheError
 from airflow_provider_oauthcc.auth.cache.factory import make_token_cache
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.egress import shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -26,9 +27,24 @@ log = logging.getLogger(__name__)
 class TokenPolicy:
     """What the sync and async providers decide alike, for one connection's token."""
 
+    # Tokens this provider handed out or saw rejected: what a server may echo back in an
+    # error, scrubbed from every message built from its answers. Bounded: old ones are long
+    # expired and no longer worth hiding.
+    REMEMBERED_TOKENS = 8
+
     def __init__(self, config: ClientConfig, cache: TokenCache) -> None:
         self.config = config
         self.cache = cache
+        self._tokens: deque[str] = deque(maxlen=self.REMEMBERED_TOKENS)
+
+    def remember(self, token: Token) -> None:
+        if token.access_token not in self._tokens:
+            self._tokens.append(token.access_token)
+
+    def secret_forms(self) -> tuple[str, ...]:
+        """The connection's secrets in every form a server may echo them, and the tokens
+        handed out or rejected lately: what every server-derived text is scrubbed of."""
+        return (*self._tokens, *self.config.secret_forms)
 
     @staticmethod
     def usable(token: Token | None) -> bool:
@@ -54,7 +70,7 @@ class TokenPolicy:
         log.info(
             "Fetched an OAuth token for client %s from %s (expires in %d s, cache %s)",
             self.config.client_id,
-            urlsplit(token_url).netloc if token_url else "the issuer's token endpoint",
+            shown(token_url).partition("://")[2] if token_url else "the issuer's token endpoint",
             token.expires_in(),
             self.cache.name,  # read now: a fail-open cache says when it is bypassed
         )
@@ -74,8 +90,8 @@ class TokenPolicy:
         )
         return stale
 
-    @staticmethod
-    def _counted(token: Token, hit: bool) -> Token:
+    def _counted(self, token: Token, hit: bool) -> Token:
+        self.remember(token)
         if hit:
             metrics.incr(metrics.CACHE_HIT)
         return token
@@ -121,7 +137,11 @@ class TokenProvider:
 
     def invalidate(self, token: Token) -> None:
         """Forget ``token`` after the API rejected it, unless the cache already moved on."""
+        self.policy.remember(token)
         self.cache.invalidate(self._key, token)
+
+    def secret_forms(self) -> tuple[str, ...]:
+        return self.policy.secret_forms()
 
     def _refresh(self) -> Token:
         # Another thread or process may have fetched while this one waited for the lock.

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase
 
-from airflow_provider_oauthcc.auth.config import is_loopback
+from airflow_provider_oauthcc.auth.egress import EgressPolicy, UnsafeUrlError, shown, target
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.token import Token
 
@@ -24,10 +23,15 @@ class BearerAuth(AuthBase):
     one fetched and the request replayed once. A second 401 is returned to the caller.
     """
 
-    def __init__(self, provider: TokenProvider, api_base_url: str | None = None) -> None:
+    def __init__(self, provider: TokenProvider, api: str | EgressPolicy | None = None) -> None:
+        """``api``: the API's base URL, or the egress policy of the session it serves."""
         self.provider = provider
-        self._origin = _origin(api_base_url) if api_base_url else None
-        self._insecure_ok = bool(getattr(provider.config, "allow_insecure_http", False))
+        insecure_ok = bool(getattr(provider.config, "allow_insecure_http", False))
+        self.egress = (
+            api
+            if isinstance(api, EgressPolicy)
+            else EgressPolicy(api, allow_insecure_http=insecure_ok)
+        )
         self._local = threading.local()
         self._warned_hosts: set[str] = set()
 
@@ -47,16 +51,20 @@ class BearerAuth(AuthBase):
         return request
 
     def _allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme != "https" and not self._insecure_ok and not is_loopback(parts.hostname):
-            # RFC 6750 §5.3: a bearer token in clear can be replayed by whoever sees it.
-            self._warn_once(parts.netloc, "it is plain http and not a loopback address")
-            return False
-        if self._origin is None or _origin(url) == self._origin:
+        if self.egress.carries_token(url):
             return True
-        self._warn_once(
-            parts.netloc, f"it is not the connection's API host {urlsplit(self._origin).netloc}"
-        )
+        # RFC 6750 §5.3: a bearer token in clear can be replayed by whoever sees it.
+        api = self.egress.api
+        try:
+            where = target(url)
+            reason = (
+                "it is plain http and not a loopback address"
+                if api is None or where.origin == api.origin
+                else f"it is not the connection's API origin {api.shown}"
+            )
+        except UnsafeUrlError as exc:
+            reason = f"the URL {exc}"
+        self._warn_once(shown(url), reason)
         return False
 
     def _warn_once(self, host: str, reason: str) -> None:
@@ -103,9 +111,10 @@ class BearerAuth(AuthBase):
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    try:
+        return target(url).origin
+    except UnsafeUrlError:
+        return ""
 
 
 def _body_position(request: requests.PreparedRequest) -> int | None:

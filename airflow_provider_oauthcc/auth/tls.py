@@ -10,10 +10,11 @@ import logging
 import re
 import threading
 import warnings
-from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import InsecureRequestWarning
+
+from airflow_provider_oauthcc.auth.egress import UnsafeUrlError, target
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,16 @@ def warn_if_unverified(verify: bool | str, url: str | None, peer: str) -> None:
     Replaces urllib3's InsecureRequestWarning, which would repeat on every request, for that
     host only: the user chose ``verify: false`` and hears about it once, in the log.
     """
-    parts = urlsplit(url or "")
-    if verify is not False or parts.scheme != "https" or not parts.hostname:
+    if verify is not False or not url:
         return
-    _silence_insecure_request_warning(parts.hostname)
-    origin = f"{parts.scheme}://{parts.netloc}"
+    try:
+        where = target(url)
+    except UnsafeUrlError:
+        return
+    if not where.is_tls:
+        return
+    _silence_insecure_request_warning(where.host)
+    origin = where.shown
     key = f"{peer} {origin}"
     with _warned_lock:
         if key in _warned:

@@ -177,7 +177,13 @@ def _expires_in(value: Any) -> float | None:
         return None
     seconds = math.nan if isinstance(value, bool) else _float(value)
     if not (math.isfinite(seconds) and seconds > 0):
-        raise TokenResponseError(f"token response has an invalid expires_in ({str(value)[:20]!r})")
+        # The value is not quoted: it is server text, and a piece of it cut short could be a
+        # piece of a secret the scrubber no longer recognises.
+        raise TokenResponseError(
+            f"token response has an invalid expires_in (a {type(value).__name__}"
+            f"{' of ' + str(len(value)) + ' characters' if isinstance(value, str) else ''}, "
+            "not a positive number of seconds)"
+        )
     return seconds
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +12,13 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow_provider_oauthcc.airflow_compat import amask_secret, mask_secret
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
 from airflow_provider_oauthcc.auth.client import TokenClient
-from airflow_provider_oauthcc.auth.config import ClientConfig, as_flag
+from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.egress import EgressPolicy
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
+from airflow_provider_oauthcc.auth.gated_session import GatedSession
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.redact import scrub
+from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
@@ -150,22 +154,36 @@ class OAuthCCHook(HttpHook):
         """A valid access token (cached, refreshed before expiry)."""
         return self.token_provider.get_token().access_token
 
+    def egress_policy(self, allowed_origins: Sequence[str] = ()) -> EgressPolicy:
+        """Where this connection's requests may go: the API's origin, over TLS (loopback or
+        ``allow_insecure_http`` excepted), plus ``allowed_origins`` for a pull's pages (URL
+        only)."""
+        config = self.oauth_config
+        return EgressPolicy(
+            self.base_url or None,
+            allowed_origins,
+            allow_insecure_http=config.allow_insecure_http,
+        )
+
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
+        """A session for the API: every request and redirect hop passes the egress gate (the
+        API's origin only, over TLS; loopback never through a proxy), with the token added."""
         config = self.oauth_config
-        session: requests.Session = _ConnectionSession()
-        session.auth = BearerAuth(self.token_provider, self.base_url)
-        self.merged_extra = request_options(config, extra_options or {})
-        session.verify = self.merged_extra.get("verify", config.verify)
+        options = RequestOptions.parse(config, extra_options)
+        self.request_options = options
+        self.merged_extra = options.as_extra()
+        session: requests.Session = GatedSession(self.egress_policy())
+        session.auth = BearerAuth(self.token_provider, session.egress)  # type: ignore[attr-defined]
+        session.verify = options.verify
         warn_if_unverified(session.verify, self.base_url, "API")
         session.proxies = dict(config.proxies or {})
-        session.stream = as_flag("stream", self.merged_extra.get("stream", False))
-        session.trust_env = as_flag("trust_env", self.merged_extra.get("trust_env", True))
-        if "max_redirects" in self.merged_extra:
-            session.max_redirects = int(self.merged_extra["max_redirects"])
-        if "cert" in self.merged_extra:
-            session.cert = self.merged_extra["cert"]
+        session.stream = options.stream
+        session.trust_env = options.trust_env
+        session.max_redirects = options.max_redirects
+        if options.cert is not None:
+            session.cert = options.cert
         session = self._configure_session_from_mount_adapters(session)
         session.headers.update(config.api_headers)
         if self.default_headers:
@@ -201,43 +219,11 @@ class OAuthCCHook(HttpHook):
         )
 
     def _secret_forms(self) -> tuple[str, ...]:
-        """The connection's secrets in every echoed form, and the current token."""
-        config = self._oauth_config
-        if config is None:
-            return ()
-        forms = config.secret_forms
+        """The connection's secrets in every echoed form, and its recent tokens."""
         if self._token_provider is not None:
-            token = self._token_provider.cache.get(config.cache_key)
-            if token is not None:
-                forms = (token.access_token, *forms)
-        return forms
-
-
-class _ConnectionSession(requests.Session):
-    """A session whose ``verify`` is the connection's, whatever the environment says.
-
-    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's ``verify``
-    (psf/requests#3829): a CA bundle or ``false`` set on the connection would be ignored on
-    machines that export one. Only a ``verify`` given for one request wins over the session's.
-    """
-
-    def merge_environment_settings(  # type: ignore[override]
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        settings = dict(super().merge_environment_settings(url, proxies, stream, verify, cert))
-        if verify is None:
-            settings["verify"] = self.verify
-        return settings
-
-
-def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
-    """What HttpHook.run_and_check reads (timeout, allow_redirects, check_response) and more."""
-    options: dict[str, Any] = {"timeout": config.timeout}
-    options.update(config.session_options)
-    options.update(extra_options)
-    if "verify_ssl" in options:
-        options.setdefault("verify", options.pop("verify_ssl"))
-    return options
+            return self._token_provider.secret_forms()
+        config = self._oauth_config
+        return config.secret_forms if config is not None else ()
 
 
 def api_error(response: requests.Response) -> ApiError:

@@ -18,17 +18,20 @@ import requests
 import tenacity
 
 from airflow_provider_oauthcc.airflow_compat import BaseHook
-from airflow_provider_oauthcc.auth.aio.api import ApiRequest, AsyncBearerClient, TransportOptions
+from airflow_provider_oauthcc.auth.aio.api import (
+    DEFAULT_MAX_BODY,
+    ApiRequest,
+    AsyncBearerClient,
+    TransportOptions,
+)
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import TokenCache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError
+from airflow_provider_oauthcc.auth.redact import scrub
+from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
-from airflow_provider_oauthcc.hooks.oauth_cc import (
-    OAuthCCHook,
-    api_error,
-    request_options,
-)
+from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook, api_error
 from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
 from airflow_provider_oauthcc.retry import (
     IDEMPOTENT_METHODS,
@@ -98,50 +101,55 @@ class OAuthCCAsyncHook(BaseHook):
         # on the loop.
         return await asyncio.to_thread(hook_token_cache, config, client)
 
-    async def client(self, extra_options: Mapping[str, Any] | None = None) -> AsyncBearerClient:
+    async def client(
+        self, extra_options: Mapping[str, Any] | None = None, *, max_body: int = DEFAULT_MAX_BODY
+    ) -> AsyncBearerClient:
         """A client for this connection with ``extra_options`` applied as the sync hook does."""
         provider = await self.token_provider()
-        return self._client(provider, await self.request_options(extra_options))
+        return self._client(provider, await self.request_options(extra_options), max_body)
 
-    async def request_options(self, extra_options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The connection's request settings overridden by ``extra_options``, as the sync
-        hook's ``merged_extra`` (``timeout``, ``verify``, ``check_response`` ...)."""
+    async def request_options(self, extra_options: Mapping[str, Any] | None) -> RequestOptions:
+        """The connection's request settings overridden by ``extra_options``, parsed as the
+        sync hook parses them (``timeout``, ``verify``, ``check_response`` ...)."""
         provider = await self.token_provider()
-        return request_options(provider.config, dict(extra_options or {}))
+        return RequestOptions.parse(provider.config, extra_options)
 
     async def session(
         self, extra_options: Mapping[str, Any] | None = None
     ) -> aiohttp.ClientSession:
-        """A session for ``run()`` that honours the connection's ``trust_env`` as the sync
-        hook's ``requests.Session`` does (proxies from the environment, ``.netrc``)."""
-        options = await self.request_options(extra_options)
-        return aiohttp.ClientSession(trust_env=bool(options.get("trust_env", True)))
+        """A session for ``run()``. Proxies are chosen by the egress gate from the connection's
+        ``proxies`` and, when its ``trust_env`` is on, the environment's (as the sync hook's
+        ``requests.Session``), so aiohttp is not left to pick one itself."""
+        await self.request_options(extra_options)  # a bad setting fails here, before a request
+        return aiohttp.ClientSession(trust_env=False)
 
-    def _client(self, provider: AsyncTokenProvider, options: dict[str, Any]) -> AsyncBearerClient:
+    def _client(
+        self, provider: AsyncTokenProvider, options: RequestOptions, max_body: int
+    ) -> AsyncBearerClient:
         config = provider.config
-        cert = options.get("cert")
-        cert_file, cert_key = cert if isinstance(cert, list | tuple) else (cert, None)
-        verify = options.get("verify", config.verify)
-        warn_if_unverified(verify, self._sync.base_url, "API")
+        cert_file, cert_key = options.cert_file_and_key
+        warn_if_unverified(options.verify, self._sync.base_url, "API")
         return AsyncBearerClient(
             provider,
-            self._sync.base_url,
+            self._sync.egress_policy(),
             options=TransportOptions(
-                verify=verify,
-                timeout=options.get("timeout"),
-                proxies=config.proxies,
-                allow_redirects=bool(options.get("allow_redirects", True)),
-                max_redirects=int(options.get("max_redirects", 30)),
+                verify=options.verify,
+                timeout=options.timeout,
+                proxies={**(config.proxies or {}), **options.proxies},
+                allow_redirects=options.allow_redirects,
+                max_redirects=options.max_redirects,
                 cert=cert_file,
                 cert_key=cert_key,
+                trust_env=options.trust_env,
+                max_body=max_body,
             ),
             default_headers=config.api_headers,
         )
 
     def secrets(self) -> tuple[str, ...]:
-        """The connection's secrets, in every form a server may echo them, once it was read:
-        to scrub from anything kept or shown."""
-        return self._provider.config.secret_forms if self._provider else ()
+        """The connection's secrets, in every form a server may echo them, and its recent
+        tokens, once it was read: to scrub from anything kept or shown."""
+        return self._provider.secret_forms() if self._provider else ()
 
     def url_from_endpoint(self, endpoint: str | None) -> str:
         """``endpoint`` joined to the API base URL as HttpHook joins it, or as is when it is an
@@ -162,13 +170,15 @@ class OAuthCCAsyncHook(BaseHook):
         json: Any = None,
         retries: int = 0,
         retry_max_wait: float = 60.0,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> requests.Response:
         """Send one request as ``HttpHook.run`` does (``data`` is the query for GET, the body
-        otherwise), retried per the sync operator's policy when ``retries`` > 0."""
+        otherwise), retried per the sync operator's policy when ``retries`` > 0. An answer
+        larger than ``max_body`` bytes (decompressed) raises ApiResponseTooLargeError."""
         provider = await self.token_provider()
         options = await self.request_options(extra_options)
-        client = self._client(provider, options)
-        check = bool(options.get("check_response", True))
+        client = self._client(provider, options, max_body)
+        check = options.check_response
         request = self._request(endpoint, data, headers, json)
         policy = RetryPolicy(
             retries=retries,
@@ -213,8 +223,9 @@ class OAuthCCAsyncHook(BaseHook):
         if check and not response.ok:
             if policy.should_retry_status(response.status_code):
                 raise RetryableStatusError(response, retry_after_seconds(response))
-            self.log.error("HTTP error: %s", response.reason)
-            self.log.error("%s", response.text[:1000])
+            self.log.error("HTTP error: %s", scrub(response.reason, self.secrets()))
+            # Scrubbed before it is cut: a cut could leave a piece of a secret unmatched.
+            self.log.error("%s", scrub(response.text, self.secrets(), limit=1000))
             raise api_error(response)
         return response
 

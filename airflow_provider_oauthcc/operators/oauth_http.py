@@ -118,7 +118,7 @@ class OAuthHttpOperator(HttpOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_oauthcc.origins import parse_allowed_origins
+        from airflow_provider_oauthcc.auth.egress import parse_allowed_origins
 
         if "http_conn_id" in kwargs:
             raise TypeError("OAuthHttpOperator takes oauth_conn_id, not http_conn_id")
@@ -357,7 +357,7 @@ class OAuthHttpOperator(HttpOperator):
         session: requests.Session,
         first_answer: requests.Response | None = None,
     ) -> PageFetcher:
-        from airflow_provider_oauthcc.origins import OriginPolicy
+        from airflow_provider_oauthcc.auth.egress import EgressPolicy
         from airflow_provider_oauthcc.pull import PageFetcher
         from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS, RetryPolicy, user_retrying
 
@@ -366,6 +366,14 @@ class OAuthHttpOperator(HttpOperator):
             max_wait=self.retry_max_wait,
             idempotent=self.method.upper() in IDEMPOTENT_METHODS,
         )
+        # The session's gate learns the task's allowed_origins (URL-only pages and redirects).
+        egress = EgressPolicy(
+            hook.base_url or hook.url_from_endpoint(self.endpoint),
+            self.allowed_origins,
+            allow_insecure_http=hook.oauth_config.allow_insecure_http,
+        )
+        if hasattr(session, "egress"):
+            session.egress = egress
         settings: dict[str, Any] = {
             "method": self.method,
             "options": hook.merged_extra,
@@ -373,9 +381,7 @@ class OAuthHttpOperator(HttpOperator):
             "policy": policy,
             "retrying": user_retrying(self.retry_args) if self.retry_args else None,
             "request_kwargs": self.request_kwargs,
-            "origins": OriginPolicy(
-                hook.base_url or hook.url_from_endpoint(self.endpoint), self.allowed_origins
-            ),
+            "egress": egress,
             "log": self.log,
         }
         if first_answer is not None:

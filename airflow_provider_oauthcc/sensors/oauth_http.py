@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_oauthcc.airflow_compat import Context
 
+# The most of an answer a poke reads (decompressed); a larger one fails the poke.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
 # Room for the trigger's own deadline event, which says more than Airflow's deferral timeout.
 _DEFERRAL_GRACE = 60.0
 
@@ -46,18 +49,30 @@ class OAuthHttpSensor(HttpSensor):
     :param endpoint: path relative to the connection's host. (templated)
     :param request_params: query parameters for GET, the body otherwise. (templated)
     :param headers: extra request headers. (templated)
+    :param max_response_bytes: the most of an answer a poke reads, counted after
+        decompression (default 64 MiB); a larger answer fails the poke with
+        ``ApiResponseTooLargeError``. In deferrable mode the triggerer reads at most what a
+        trigger event holds (256 KiB).
     """
 
     template_fields: Sequence[str] = ("endpoint", "request_params", "headers", "oauth_conn_id")
     ui_color = "#e8c07d"
 
     def __init__(
-        self, *, endpoint: str, oauth_conn_id: str = "oauth_cc_default", **kwargs: Any
+        self,
+        *,
+        endpoint: str,
+        oauth_conn_id: str = "oauth_cc_default",
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        **kwargs: Any,
     ) -> None:
         if "http_conn_id" in kwargs:
             raise TypeError("OAuthHttpSensor takes oauth_conn_id, not http_conn_id")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be >= 1")
         super().__init__(endpoint=endpoint, http_conn_id=oauth_conn_id, **kwargs)
         self.oauth_conn_id = oauth_conn_id
+        self.max_response_bytes = max_response_bytes
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self.log.info("Poking: %s", self.endpoint)
@@ -136,6 +151,7 @@ class OAuthHttpSensor(HttpSensor):
         """One request through the sync hook; None when its status means "not yet"."""
         import requests
 
+        from airflow_provider_oauthcc.auth.http_read import read_into
         from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
 
         hook = OAuthCCHook(
@@ -159,10 +175,17 @@ class OAuthHttpSensor(HttpSensor):
                 request = requests.Request(
                     method, url, data=self.request_params, **self.request_kwargs
                 )
-            # Statuses are judged here: a "not yet" is no error worth logging.
-            options = {**hook.merged_extra, "check_response": False}
+            # Statuses are judged here: a "not yet" is no error worth logging. The body is
+            # streamed and read through the capped reader.
+            options = {**hook.merged_extra, "check_response": False, "stream": True}
             response: requests.Response = hook.run_and_check(
                 session, session.prepare_request(request), options
+            )
+            read_into(
+                response,
+                what=f"the answer of {self.endpoint}",
+                limit=self.max_response_bytes,
+                timeout=options.get("timeout"),
             )
         if not hook.merged_extra.get("check_response", True):
             return response  # as HttpSensor: response_check sees every status

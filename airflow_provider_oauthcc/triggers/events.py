@@ -18,6 +18,7 @@ from requests.structures import CaseInsensitiveDict
 from airflow_provider_oauthcc.auth.errors import (
     ApiConnectionError,
     ApiError,
+    ApiResponseTooLargeError,
     ApiUnauthorizedError,
     OAuthCCConfigError,
     OAuthCCError,
@@ -51,12 +52,9 @@ _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
 )
 
 
-class ResponseTooLargeError(OAuthCCError):
-    """The answer is too large to travel back from the triggerer in a trigger event."""
-
-    def __init__(self, message: str, *, size: int = 0) -> None:
-        super().__init__(message)
-        self.size = size
+# The answer is too large to travel back from the triggerer in a trigger event (raised while
+# it is read, at the cap, or when it is encoded).
+ResponseTooLargeError = ApiResponseTooLargeError
 
 
 def encode_response(response: requests.Response) -> dict[str, Any]:

@@ -89,7 +89,9 @@ class OAuthHttpTrigger(BaseTrigger):
         try:
             async with await hook.session(self.extra_options) as session:
                 response = await self._call(hook, session, retries=self.retries)
-            event = self._answer_event(response)
+            event = {"status": events.SUCCESS, "response": events.encode_response(response)}
+        except events.ResponseTooLargeError as exc:
+            event = self._too_large_event(hook, exc)
         except Exception as exc:
             event = self._error_event(hook, exc)
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
@@ -106,21 +108,24 @@ class OAuthHttpTrigger(BaseTrigger):
             json=self.json,
             retries=retries,
             retry_max_wait=self.retry_max_wait,
+            # Read no more than an event can hold: the triggerer is shared by every deferred
+            # task, and one huge (or decompression-bomb) answer must not take it down.
+            max_body=events.MAX_EVENT_BODY,
         )
 
-    def _answer_event(self, response: requests.Response) -> dict[str, Any]:
-        try:
-            return {"status": events.SUCCESS, "response": events.encode_response(response)}
-        except events.ResponseTooLargeError as exc:
-            if self.method not in IDEMPOTENT_METHODS:
-                raise  # the request reached the API: the worker must not send it again
-            self.log.info(
-                "%s answered %d bytes, more than a trigger event holds: the task sends the "
-                "request again from the worker",
-                self.endpoint or "/",
-                exc.size,
-            )
-            return events.too_large_event(exc)
+    def _too_large_event(
+        self, hook: OAuthCCAsyncHook, error: events.ResponseTooLargeError
+    ) -> dict[str, Any]:
+        if self.method not in IDEMPOTENT_METHODS:
+            # The request reached the API: the worker must not send it again.
+            return self._error_event(hook, error)
+        self.log.info(
+            "%s answered more than the %d bytes a trigger event holds: the task sends the "
+            "request again from the worker",
+            self.endpoint or "/",
+            events.MAX_EVENT_BODY,
+        )
+        return events.too_large_event(error)
 
     def _error_event(self, hook: OAuthCCAsyncHook, error: Exception) -> dict[str, Any]:
         secrets = hook.secrets()
@@ -233,8 +238,9 @@ class OAuthHttpSensorTrigger(OAuthHttpTrigger):
             json=self.json,
             retries=self.retries,
             retry_max_wait=self.retry_max_wait,
+            max_body=events.MAX_EVENT_BODY,
         )
-        if not (await hook.request_options(self.extra_options)).get("check_response", True):
+        if not (await hook.request_options(self.extra_options)).check_response:
             return response  # as HttpSensor: the task's response_check sees every status
         if str(response.status_code) in self.response_error_codes_allowlist:
             self.log.info("%s answered %d; polling on", self.endpoint or "/", response.status_code)

@@ -20,7 +20,6 @@ from airflow_provider_oauthcc.auth.aio.transport import (
     async_ssl_context,
     client_timeout,
     connection_reason,
-    proxy_for,
     tls_failure,
 )
 from airflow_provider_oauthcc.auth.client import (
@@ -33,6 +32,7 @@ from airflow_provider_oauthcc.auth.client import (
     token_from_answer,
 )
 from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.egress import proxy_for
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, attempt_deadline
 from airflow_provider_oauthcc.auth.token import Token
@@ -89,12 +89,14 @@ class AsyncTokenClient(RetryingTokenClient):
         )
         if self._authenticator.last_assertion:
             await masking.amask(masking.bearer_part(self._authenticator.last_assertion))
+        self.egress.request(url)
         # Certificate files are looked at and parsed in a thread, never on the loop.
         ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
         sent_at = time.time()
         try:
             async with (
-                aiohttp.ClientSession(trust_env=self._trust_env) as session,
+                # Proxies are the gate's choice (never one for loopback), not aiohttp's.
+                aiohttp.ClientSession(trust_env=False) as session,
                 asyncio.timeout(attempt_deadline(config.timeout)),
                 session.post(
                     url,
@@ -102,7 +104,12 @@ class AsyncTokenClient(RetryingTokenClient):
                     headers=headers,
                     allow_redirects=False,
                     ssl=ssl,
-                    proxy=proxy_for(url, config.proxies),
+                    proxy=proxy_for(
+                        url,
+                        config.proxies,
+                        trust_env=self._trust_env,
+                        allow_insecure_http=config.allow_insecure_http,
+                    ),
                     timeout=client_timeout(config.timeout),
                 ) as response,
             ):

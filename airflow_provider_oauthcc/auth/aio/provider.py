@@ -92,8 +92,15 @@ class AsyncTokenProvider:
 
     async def invalidate(self, token: Token) -> None:
         """Forget ``token`` after the API rejected it, unless the cache already moved on."""
-        key, cache, _, _ = await self._ready()
+        key, cache, _, policy = await self._ready()
+        policy.remember(token)
         await _run(cache, cache.invalidate, key, token)
+
+    def secret_forms(self) -> tuple[str, ...]:
+        """See :meth:`TokenPolicy.secret_forms` (the secrets alone before the first token)."""
+        if self._policy is None:
+            return self.config.secret_forms
+        return self._policy.secret_forms()
 
     @property
     def cache(self) -> TokenCache:

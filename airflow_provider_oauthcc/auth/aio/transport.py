@@ -13,8 +13,7 @@ import os
 import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
+from collections.abc import Sequence
 
 import aiohttp
 import requests
@@ -132,12 +131,12 @@ def client_timeout(timeout: float | Sequence[float] | None) -> aiohttp.ClientTim
     return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
 
 
-def proxy_for(url: str, proxies: Mapping[str, str] | None) -> str | None:
-    """The proxy requests would pick from a ``proxies`` mapping (by scheme, then ``all``)."""
-    if not proxies:
-        return None
-    scheme = urlsplit(url).scheme
-    return proxies.get(scheme) or proxies.get("all")
+def env_proxy_would_apply(url: str) -> bool:
+    """Whether aiohttp, trusting the environment, would send ``url`` through a proxy."""
+    from requests.utils import get_environ_proxies
+
+    scheme = url.split(":", 1)[0].lower()
+    return bool(get_environ_proxies(url).get(scheme))
 
 
 def tls_failure(exc: aiohttp.ClientSSLError | ssl.SSLError, *, has_client_cert: bool) -> str:
