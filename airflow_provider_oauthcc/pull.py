@@ -153,7 +153,7 @@ class PageFetcher:
         except AllowedOriginRedirect as redirect:
             return self._send_foreign(redirect.url, redirect.method, options)
         except OriginNotAllowedError as refused:
-            refused.args = (f"Page {self._page_number}: {refused}",)
+            refused.args = (str(refused).replace("The request", f"Page {self._page_number}", 1),)
             raise
 
     def _send_foreign(self, url: str, method: str, options: Mapping[str, Any]) -> requests.Response:

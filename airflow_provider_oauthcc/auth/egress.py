@@ -297,9 +297,9 @@ class EgressPolicy:
             )
         else:
             advice = (
-                f"if the API really serves pages from there, add '{where.shown}' to "
-                "allowed_origins (it then gets the page URL only: no token, no headers, no "
-                "request body)"
+                f"if the API really serves pages from there, an OAuthHttpOperator pull may list "
+                f"'{where.shown}' in allowed_origins (it then gets the page URL only: no token, "
+                "no headers, no request body)"
             )
         return OriginNotAllowedError(
             f"{subject} {verb} {where.shown}{home_text}: stopped before sending anything "
@@ -353,15 +353,12 @@ def proxy_for(
 
 
 def proxy_password(proxy_url: str) -> str | None:
-    """The password in a proxy URL (``http://user:pass@proxy:3128``), to mask and scrub."""
-    from urllib3.util import parse_url
-
-    try:
-        auth = parse_url(proxy_url).auth
-    except ValueError:
-        return None
-    if not auth or ":" not in auth:
-        return None
+    """The password in a proxy URL (``http://user:pass@proxy:3128``), to mask and scrub; read
+    without a URL parser, so that a malformed URL (a typo in the port) still gives it up."""
     from urllib.parse import unquote
 
-    return unquote(auth.split(":", 1)[1]) or None
+    authority = proxy_url.split("://", 1)[-1].split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return None
+    return unquote(userinfo.split(":", 1)[1]) or None

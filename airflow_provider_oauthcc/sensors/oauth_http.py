@@ -178,6 +178,7 @@ class OAuthHttpSensor(HttpSensor):
             # Statuses are judged here: a "not yet" is no error worth logging. The body is
             # streamed and read through the capped reader.
             options = {**hook.merged_extra, "check_response": False, "stream": True}
+            session.stream = True  # what HttpHook reads, depending on its version
             response: requests.Response = hook.run_and_check(
                 session, session.prepare_request(request), options
             )

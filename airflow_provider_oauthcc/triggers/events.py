@@ -22,6 +22,7 @@ from airflow_provider_oauthcc.auth.errors import (
     ApiUnauthorizedError,
     OAuthCCConfigError,
     OAuthCCError,
+    OriginNotAllowedError,
     TokenRequestError,
     TokenRequestRejected,
     TokenResponseError,
@@ -41,6 +42,8 @@ MAX_EVENT_BODY = 256 * 1024
 # The classes an error event can name, most specific first.
 _TEXT_LIMIT = 2000
 _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
+    OriginNotAllowedError,
+    ApiResponseTooLargeError,
     OAuthCCConfigError,
     TokenResponseError,
     TokenRequestRejected,
@@ -57,15 +60,20 @@ _ERROR_CLASSES: tuple[type[OAuthCCError], ...] = (
 ResponseTooLargeError = ApiResponseTooLargeError
 
 
+def too_large_error(size: int, *, exact: bool = True) -> ResponseTooLargeError:
+    """The error of an answer too large for an event, saying what to do instead."""
+    return ResponseTooLargeError(
+        f"the API answered {'' if exact else 'at least '}{size:,} bytes, more "
+        f"than the {MAX_EVENT_BODY:,} a trigger can hand back to the task; call this endpoint "
+        "without deferrable=True (with output=... to stream it to object storage)",
+        size=size,
+    )
+
+
 def encode_response(response: requests.Response) -> dict[str, Any]:
     content = response.content or b""
     if len(content) > MAX_EVENT_BODY:
-        raise ResponseTooLargeError(
-            f"the API answered {len(content):,} bytes, more than the {MAX_EVENT_BODY:,} a "
-            "trigger can hand back to the task; call this endpoint without deferrable=True "
-            "(with output=... to stream it to object storage)",
-            size=len(content),
-        )
+        raise too_large_error(len(content))
     return {
         "status_code": response.status_code,
         "reason": response.reason,
@@ -106,7 +114,16 @@ def encode_error(error: BaseException, secrets: tuple[str, ...] = ()) -> dict[st
     kind = next((c for c in _ERROR_CLASSES if isinstance(error, c)), None)
     message = str(error) if kind is not None else f"{type(error).__name__}: {error}"
     data: dict[str, Any] = {"type": (kind or OAuthCCError).__name__, "message": message}
-    for name in ("field", "status", "error", "error_description", "error_uri", "request_sent"):
+    for name in (
+        "field",
+        "status",
+        "error",
+        "error_description",
+        "error_uri",
+        "request_sent",
+        "origin",
+        "size",
+    ):
         value = getattr(error, name, None) if kind is not None else None
         if value is not None:
             data[name] = value
@@ -141,6 +158,10 @@ def decode_error(data: dict[str, Any]) -> OAuthCCError:
             error=data.get("error"),
             error_description=data.get("error_description"),
         )
+    if kind is OriginNotAllowedError:
+        return OriginNotAllowedError(message, origin=str(data.get("origin") or ""))
+    if kind is ApiResponseTooLargeError:
+        return ApiResponseTooLargeError(message, size=int(data.get("size") or 0))
     if kind is ApiConnectionError:
         return ApiConnectionError(message, request_sent=bool(data.get("request_sent", True)))
     return kind(message)

@@ -118,7 +118,7 @@ class OAuthHttpTrigger(BaseTrigger):
     ) -> dict[str, Any]:
         if self.method not in IDEMPOTENT_METHODS:
             # The request reached the API: the worker must not send it again.
-            return self._error_event(hook, error)
+            return self._error_event(hook, events.too_large_error(error.size, exact=False))
         self.log.info(
             "%s answered more than the %d bytes a trigger event holds: the task sends the "
             "request again from the worker",

@@ -168,9 +168,31 @@ def origin_of(url: str) -> str:
 def test_http_proxy_carries_the_token_request_and_the_api_call(proxy: HttpProxy) -> None:
     with DevServer() as plain:
         plain.add_client("app", secret=SECRET, scope="read")
-        event = trigger_event(plain, proxies={"http": proxy.url})
+        # Plain http through a proxy needs the connection's opt-in to plain http (see below).
+        event = trigger_event(plain, proxies={"http": proxy.url}, allow_insecure_http=True)
         assert whoami(event)["client_id"] == "app"
         assert proxy.targets() == [origin_of(plain.issuer), origin_of(plain.api_url)]
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_plain_http_to_loopback_never_goes_through_a_proxy(
+    proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch, configured: bool
+) -> None:
+    """The triggerer's token request and API call to a plain-http loopback address go direct:
+    a proxy (the connection's, or HTTP_PROXY without NO_PROXY) would read the client secret
+    and the token in clear."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with DevServer() as plain:
+        plain.add_client("app", secret=SECRET, scope="read")
+        if configured:
+            event = trigger_event(plain, proxies={"http": proxy.url})
+        else:
+            monkeypatch.setenv("HTTP_PROXY", proxy.url)
+            monkeypatch.setenv("http_proxy", proxy.url)
+            event = trigger_event(plain)
+        assert whoami(event)["client_id"] == "app"
+    assert proxy.log == []
 
 
 def test_https_through_the_proxy_tunnels_with_connect(
@@ -195,7 +217,7 @@ def test_trust_env_decides_whether_environment_proxies_apply(
     monkeypatch.setenv("http_proxy", proxy.url)
     with DevServer() as plain:
         plain.add_client("app", secret=SECRET, scope="read")
-        whoami(trigger_event(plain, trust_env=trust_env))
+        whoami(trigger_event(plain, trust_env=trust_env, allow_insecure_http=True))
         api_through_proxy = origin_of(plain.api_url) in proxy.targets()
     assert api_through_proxy is trust_env
 

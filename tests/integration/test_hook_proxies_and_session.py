@@ -54,12 +54,16 @@ def no_env_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def hook_for(
-    server: DevServer, hook_kwargs: dict[str, Any] | None = None, **extra: Any
+    server: DevServer,
+    hook_kwargs: dict[str, Any] | None = None,
+    api_url: str | None = None,
+    **extra: Any,
 ) -> OAuthCCHook:
     extra.setdefault("auth_url", server.token_url)
     extra.setdefault("scope", "read")
     extra.setdefault("timeout", 30)
-    with airflow_conn("px_api", conn_json(server.api_url, "app", SECRET, **extra)):
+    value = conn_json(api_url or server.api_url, "app", SECRET, **extra)
+    with airflow_conn("px_api", value):
         hook = OAuthCCHook(oauth_conn_id="px_api", **(hook_kwargs or {}))
         hook.oauth_config  # noqa: B018  (reads the connection while the env var is set)
     return hook
@@ -75,7 +79,8 @@ def origin_of(url: str) -> str:
 def test_http_proxy_carries_the_token_request_and_the_api_call(
     server: DevServer, proxy: HttpProxy, no_env_proxies: None
 ) -> None:
-    hook = hook_for(server, proxies={"http": proxy.url})
+    # Plain http through a proxy needs the connection's opt-in to plain http (see below).
+    hook = hook_for(server, proxies={"http": proxy.url}, allow_insecure_http=True)
     assert hook.run("/v1/whoami").json()["client_id"] == "app"
     assert proxy.targets() == [origin_of(server.issuer), origin_of(server.api_url)]
     assert [e.status for e in proxy.log] == [200, 200]
@@ -98,7 +103,9 @@ def test_proxy_credentials_in_the_url_are_sent_to_the_proxy(
     server: DevServer, no_env_proxies: None
 ) -> None:
     with HttpProxy(credentials=(PROXY_USER, PROXY_PASSWORD)) as proxy:
-        hook = hook_for(server, proxies={"http": proxy.url_with_credentials})
+        hook = hook_for(
+            server, proxies={"http": proxy.url_with_credentials}, allow_insecure_http=True
+        )
         assert hook.run("/v1/whoami").status_code == 200
         assert [e.authorized for e in proxy.log] == [True, True]
 
@@ -114,7 +121,8 @@ def test_proxy_password_is_in_no_error_or_log(
 ) -> None:
     """A request through a proxy that fails: the failure never shows the proxy's password."""
     caplog.set_level(logging.DEBUG)
-    target, scheme, extra = server, "http", {}
+    target, scheme = server, "http"
+    extra: dict[str, Any] = {"allow_insecure_http": True}
     with HttpProxy(credentials=(PROXY_USER, PROXY_PASSWORD), refuse_with=502) as proxy:
         proxy_url = proxy.url_with_credentials
     if failure == "malformed":  # a typo in the port: the URL lands in parse errors
@@ -138,6 +146,28 @@ def test_proxy_password_is_in_no_error_or_log(
     assert leaked == []
     # Registered with the masker like the client secret, for whatever Airflow logs itself.
     assert PROXY_PASSWORD in hook.oauth_config.secrets
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_plain_http_to_loopback_never_goes_through_a_proxy(
+    server: DevServer,
+    proxy: HttpProxy,
+    no_env_proxies: None,
+    monkeypatch: pytest.MonkeyPatch,
+    configured: bool,
+) -> None:
+    """Plain http is allowed to a loopback address because it never leaves the machine; a
+    proxy would read the client secret (Basic) and the token in clear. With the proxy named by
+    the connection or by the environment, and no NO_PROXY: the proxy sees nothing."""
+    if configured:
+        hook = hook_for(server, proxies={"http": proxy.url, "https": proxy.url})
+    else:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        hook = hook_for(server)
+    assert hook.run("/v1/whoami").json()["client_id"] == "app"
+    assert hook.test_connection()[0]
+    assert proxy.log == []
 
 
 # -- session options ------------------------------------------------------------------------------
@@ -200,7 +230,7 @@ def test_trust_env_decides_whether_environment_proxies_apply(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     monkeypatch.setenv("http_proxy", proxy.url)
-    hook = hook_for(server, trust_env=trust_env)
+    hook = hook_for(server, trust_env=trust_env, allow_insecure_http=True)
     assert hook.run("/v1/whoami").status_code == 200
     assert (origin_of(server.api_url) in proxy.targets()) is trust_env
 
@@ -216,9 +246,11 @@ def test_cert_is_presented_by_the_session(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     tls_server.add_client("mtls-app", auth_methods=["tls_client_auth"], scope="read")
     files = pki.clients["mtls-app"]
-    hook = hook_for(tls_server, verify=str(pki.ca_cert))
+    # The session is the API's: here the API is the authorization server itself.
+    hook = hook_for(tls_server, api_url=tls_server.issuer, verify=str(pki.ca_cert))
     options = {"cert": (str(files.cert), str(files.key))} if with_cert else {}
     session = hook.get_conn(extra_options=options)
+    session.auth = None  # the token endpoint takes the certificate, not a bearer token
     response = session.post(
         tls_server.token_url,
         data={"grant_type": "client_credentials", "client_id": "mtls-app"},

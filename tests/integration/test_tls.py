@@ -16,7 +16,7 @@ import certifi
 import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
-from airflow_provider_oauthcc.auth.errors import ApiError, TokenRequestError
+from airflow_provider_oauthcc.auth.errors import OriginNotAllowedError, TokenRequestError
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
 from devserver import DevServer
 from devserver.pki import DevPKI, make_dev_pki
@@ -263,13 +263,10 @@ def test_api_redirect_never_takes_the_token_to_the_other_host(
     server.api_faults.add(
         status=status, headers={"Location": on_localhost(f"{elsewhere.api_url}/v1/whoami")}
     )
-    with pytest.raises(ApiError) as info:
+    # https -> http on another host: not followed at all (the request's headers and, on a
+    # 307, its body would go there, in clear).
+    with pytest.raises(OriginNotAllowedError, match="redirects to http://localhost"):
         hook.run("/v1/whoami")
-    assert info.value.status == 401  # the other host wants a token it never gets
-
-    (arrived,) = elsewhere.stats.api_captures
-    assert arrived.path == "/v1/whoami"
-    assert "Authorization" not in arrived.headers and not arrived.contains(token)
-    assert not arrived.contains(SECRET)
+    assert elsewhere.stats.api_requests == 0
     # The other host's 401 did not make us drop the good token or fetch another one.
     assert server.stats.token_requests == 1 and hook.get_token() == token

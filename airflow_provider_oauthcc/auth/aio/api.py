@@ -178,7 +178,7 @@ class AsyncBearerClient:
             ) from None
         except TimeoutError:
             raise ApiConnectionError(
-                f"the API {shown(url)} did not answer within {options.timeout} s"
+                f"the API {shown(url)} did not answer within {_seconds(options.timeout)} s"
             ) from None
         except aiohttp.ClientError as exc:
             raise ApiConnectionError(
@@ -231,6 +231,12 @@ async def to_requests_response(
     response.url = str(answer.url)
     response.encoding = get_encoding_from_headers(response.headers)
     return response
+
+
+def _seconds(timeout: float | Sequence[float] | None) -> str:
+    if isinstance(timeout, int | float):
+        return f"{timeout:g}"
+    return f"[{', '.join(f'{t:g}' for t in timeout)}]" if timeout else "unlimited"
 
 
 def _redirected(request: ApiRequest, status: int, url: str) -> ApiRequest:
