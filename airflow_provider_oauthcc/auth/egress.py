@@ -98,7 +98,8 @@ def _target(url: str) -> Target:
         raise UnsafeUrlError("must be an absolute http(s) URL such as https://api.example.com/...")
     if not parts.host:
         raise UnsafeUrlError("has no host")
-    if "%" in parts.host:
+    authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "%" in authority:
         raise UnsafeUrlError("has a percent-encoded host, which URL parsers read differently")
     if parts.auth is not None:
         raise UnsafeUrlError(
