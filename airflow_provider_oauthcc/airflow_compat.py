@@ -72,6 +72,7 @@ __all__ = [
     "get_async_connection",
     "get_hook_lineage_collector",
     "mask_secret",
+    "stored_connection",
 ]
 
 _COMMON_COMPAT_SDK = "airflow.providers.common.compat.sdk"
@@ -133,6 +134,16 @@ def amask_secret() -> Any:
     except ImportError:
         return None
     return found
+
+
+def stored_connection(conn_id: str, team_name: str | None = None) -> Any:
+    """The connection as the server's secrets backends hold it, metadata database included
+    (core's model, as the API server reads it; teams from Airflow 3.3)."""
+    from airflow.models.connection import Connection
+
+    if team_name is None:
+        return Connection.get_connection_from_secrets(conn_id)
+    return Connection.get_connection_from_secrets(conn_id, team_name=team_name)
 
 
 def connection_form_style() -> str:

@@ -42,6 +42,7 @@ VERSIONED = {
     # e2e
     "test_airflow_cli.py",
     "test_connection_form.py",
+    "test_connection_test_guard.py",
     "test_deferrable_dags.py",
     "test_example_dags.py",
     "test_hook_meta.py",

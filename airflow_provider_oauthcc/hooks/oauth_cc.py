@@ -202,6 +202,9 @@ class OAuthCCHook(HttpHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a token now (no cache) and say what came back, or precisely why not."""
+        refused = self._refused_test()
+        if refused:
+            return False, refused
         try:
             client = TokenClient(self.oauth_config, max_attempts=2, backoff=0.2)
             try:
@@ -216,6 +219,25 @@ class OAuthCCHook(HttpHook):
         return True, (
             f"Token obtained from {client.token_url}: {token.token_type}, "
             f"expires in {token.expires_in()} s, {scope}"
+        )
+
+    def _refused_test(self) -> str | None:
+        """Why Airflow's test of an edited form must not run (connection_test_guard)."""
+        from airflow_provider_oauthcc.hooks import connection_test_guard as guard
+
+        try:
+            form = guard.form_under_test(self.oauth_conn_id)
+        except guard.UncheckableTest as exc:
+            return (
+                "Test refused: this Airflow version's connection test cannot be checked for "
+                f"reused stored secrets ({exc}); save the connection and test it from the list "
+                "or with `airflow connections test`"
+            )
+        if form is None:
+            return None
+        tested = self.get_connection(self.oauth_conn_id)
+        return guard.refusal(
+            form, tested.password, tested.extra_dejson, guard.stored_extra_reader(form)
         )
 
     def _secret_forms(self) -> tuple[str, ...]:

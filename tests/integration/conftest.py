@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_oauthcc.auth import discovery
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
+from airflow_provider_oauthcc.auth.cache.replay import SEEN_ENTRIES
 from devserver import DevServer
 from tests.support.connections import conn_json
 
@@ -32,9 +33,11 @@ def server() -> Iterator[DevServer]:
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     PROCESS_CACHE.clear()
+    SEEN_ENTRIES.clear()
     discovery.clear_cache()
     yield
     PROCESS_CACHE.clear()
+    SEEN_ENTRIES.clear()
     discovery.clear_cache()
 
 

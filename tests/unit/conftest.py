@@ -6,6 +6,7 @@ import pytest
 
 from airflow_provider_oauthcc.auth import discovery
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
+from airflow_provider_oauthcc.auth.cache.replay import SEEN_ENTRIES
 from tests.support.canned_http import CannedServer
 
 
@@ -19,7 +20,9 @@ def canned() -> Iterator[CannedServer]:
 @pytest.fixture(autouse=True)
 def _fresh_process_state() -> Iterator[None]:
     PROCESS_CACHE.clear()
+    SEEN_ENTRIES.clear()
     discovery.clear_cache()
     yield
     PROCESS_CACHE.clear()
+    SEEN_ENTRIES.clear()
     discovery.clear_cache()

@@ -166,7 +166,7 @@ def test_lock_held_elsewhere_times_out_with_a_cache_error(tmp_path: Path) -> Non
 def test_unusable_folder_raises_cache_error_or_os_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(OSError):
+    with pytest.raises((OSError, TokenCacheError)):
         cache_in(blocker / "cache").put(KEY, token())
 
 
@@ -179,3 +179,56 @@ def test_default_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert default_cache_dir() == tmp_path / "user" / ".cache" / "oauthcc-token-cache"
+
+
+# -- the folders above the cache folder --------------------------------------------------------
+
+
+def test_a_symbolic_link_anywhere_in_the_path_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    cache = cache_in(tmp_path / "link" / "tokens")
+
+    with pytest.raises(TokenCacheError, match=r"link, in the path of .* symbolic link"):
+        cache.put(KEY, token())
+    assert list(real.iterdir()) == []  # nothing made behind the link
+
+
+def test_a_folder_above_that_anyone_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    cache = cache_in(shared / "tokens")
+
+    with pytest.raises(TokenCacheError, match="writable by every user and not sticky"):
+        cache.put(KEY, token())
+    assert not (shared / "tokens").exists()
+
+
+def test_a_sticky_folder_above_is_accepted_as_tmp_is(tmp_path: Path) -> None:
+    assert os.stat("/tmp").st_mode & stat.S_ISVTX  # the usual root-owned, sticky /tmp
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    cache = cache_in(sticky / "tokens")
+    original = token("tok-under-sticky")
+    cache.put(KEY, original)
+    assert cache.get(KEY) == original
+
+
+def test_a_folder_above_owned_by_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    if os.getuid() == 0:
+        os.chown(theirs, 4242, 4242)
+    else:  # tmp_path's folders are this user's: seen as another user's by another uid
+        uid = os.getuid() + 1
+        monkeypatch.setattr(os, "getuid", lambda: uid)
+    cache = cache_in(theirs / "tokens")
+
+    with pytest.raises(TokenCacheError, match=r"in the path of .* belongs to another user"):
+        cache.put(KEY, token())
+    assert not (theirs / "tokens").exists()

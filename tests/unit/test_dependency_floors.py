@@ -138,3 +138,23 @@ def test_the_version_is_the_one_in_the_package() -> None:
     assert PYPROJECT["project"]["dynamic"] == ["version"]
     assert PYPROJECT["tool"]["hatch"]["version"]["path"] == "airflow_provider_oauthcc/__init__.py"
     assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)
+
+
+# The first release of a dependency that fixes a vulnerability this provider is exposed to:
+# no floor may allow a version below it.
+FIXED_IN = {
+    # response decompression without a size limit: one gzip answer fills the triggerer's memory
+    "aiohttp": ("3.13.3", "CVE-2025-69223"),
+    # .netrc credentials sent to other hosts
+    "requests": ("2.32.4", "CVE-2024-47081"),
+}
+
+
+def test_no_floor_allows_a_release_with_a_known_vulnerability() -> None:
+    floors = {canonicalize_name(r.name): Version(_floor(r)) for r in DECLARED}
+    too_low = {
+        name: f">={floors[name]} allows versions before {fixed} ({advisory})"
+        for name, (fixed, advisory) in FIXED_IN.items()
+        if floors[name] < Version(fixed)
+    }
+    assert not too_low, too_low

@@ -58,6 +58,24 @@ def make_token_cache(
     return LayeredTokenCache(FailOpenCache(shared, secrets=config.secrets))
 
 
+LOCK_MARGIN = 10.0
+
+
+def lock_hold_budget(config: ClientConfig) -> float:
+    """How long a shared lock lives: a fetch holds it, so it must outlive the longest one,
+    retries included, and, when the token endpoint comes from the issuer, the discovery that
+    runs first inside the lock (one request per metadata URL, not retried)."""
+    from airflow_provider_oauthcc.auth.client import fetch_budget
+    from airflow_provider_oauthcc.auth.discovery import metadata_urls
+    from airflow_provider_oauthcc.auth.http_read import attempt_deadline
+
+    budget = fetch_budget(config.timeout)
+    if config.token_url is None and config.issuer:
+        per_request = attempt_deadline(config.timeout) + config.timeout
+        budget += len(metadata_urls(config.issuer)) * per_request
+    return budget + LOCK_MARGIN
+
+
 def _shared_cache(
     config: ClientConfig,
     redis_url: RedisUrl | None,
@@ -65,11 +83,8 @@ def _shared_cache(
     cache_dir: str | Path | None,
 ) -> TokenCache:
     from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher, credential_of
-    from airflow_provider_oauthcc.auth.client import fetch_budget
 
-    # A fetch holds the shared lock: it must not expire under the longest possible fetch.
-    lock_timeout = fetch_budget(config.timeout) + 10
-
+    lock_timeout = lock_hold_budget(config)
     cipher = TokenCipher(credential_of(config))
     if config.cache_backend == "file":
         from airflow_provider_oauthcc.auth.cache.file import FileTokenCache, default_cache_dir

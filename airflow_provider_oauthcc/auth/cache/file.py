@@ -153,7 +153,9 @@ class FileTokenCache:
     def _ensure_directory(self) -> None:
         if self._directory_checked:
             return
+        check_ancestors(self.directory)  # before makedirs, which would follow a planted link
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        check_ancestors(self.directory)
         info = os.lstat(self.directory)
         if stat.S_ISLNK(info.st_mode):
             # Whoever can point it elsewhere could read or plant entries: refused, like files.
@@ -180,6 +182,36 @@ class FileTokenCache:
             if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
                 return b""  # not ours: treated as foreign, replaced on the next put
             return handle.read(MAX_ENTRY_BYTES + 1)
+
+
+def check_ancestors(directory: Path) -> None:
+    """Refuse a cache folder that another user could move or swap: every existing folder above
+    it must be a real folder (no symbolic link), owned by root or by this user, and not
+    writable by others unless sticky (a root-owned, sticky ``/tmp`` is fine: others cannot
+    rename or delete what they do not own there). Group-writable folders are accepted:
+    Airflow's container image makes its folders group-writable for arbitrary user IDs."""
+    me = os.getuid()
+    for folder in reversed(directory.parents):
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            return  # made by this process with makedirs, checked again after
+        if stat.S_ISLNK(info.st_mode):
+            raise TokenCacheError(
+                f"{folder}, in the path of {directory}, is a symbolic link; give the real path"
+            )
+        if not stat.S_ISDIR(info.st_mode):
+            raise TokenCacheError(f"{folder}, in the path of {directory}, is not a folder")
+        if info.st_uid not in (0, me):
+            raise TokenCacheError(
+                f"{folder}, in the path of {directory}, belongs to another user, who could "
+                "replace the cache folder"
+            )
+        if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+            raise TokenCacheError(
+                f"{folder}, in the path of {directory}, is writable by every user and not "
+                "sticky: anyone could replace the cache folder"
+            )
 
 
 def _flock(fd: int, deadline: float, timeout: float) -> None:
