@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_oauthcc.auth import discovery
+from airflow_provider_oauthcc.auth import discovery, masking
 from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
 from tests.support.canned_http import CannedServer
 
@@ -20,6 +20,8 @@ def canned() -> Iterator[CannedServer]:
 def _fresh_process_state() -> Iterator[None]:
     PROCESS_CACHE.clear()
     discovery.clear_cache()
+    masking.LIVE.clear()
     yield
     PROCESS_CACHE.clear()
     discovery.clear_cache()
+    masking.LIVE.clear()
