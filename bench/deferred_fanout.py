@@ -7,14 +7,24 @@ small machine). Each calls ``/v1/sleep?seconds=S`` on the local API (in its own 
 remote API is), starting on a cold token cache. Ideally they all finish in S seconds of wall
 time, with one token request per connection.
 
+A triggerer runs for weeks, and every token it obtains passes through the provider's masking;
+a cost that grows with each token seen shows only over time. So between the first round and
+the last, ``--rotations`` new tokens (10,000 by default: 100 connections' hourly tokens for four
+days) pass through the same path, ``AsyncTokenProvider.get_token``, from clients of the same
+server whose tokens live one second. The run prints every round, the last round's time over the
+first's (1.0 when nothing grows), the process's memory after the first round and at the end,
+and the rounds' time over plain aiohttp's, whose token is fetched beforehand (the floor).
+
     uv run python bench/deferred_fanout.py [--triggers 1000] [--connections 100]
                                            [--seconds 1.0] [--rounds 3] [--pool-threads 2]
+                                           [--rotations 10000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import os
@@ -36,6 +46,37 @@ def conn_id(number: int) -> str:
 
 def client_id(number: int) -> str:
     return f"bench-{number:03d}"
+
+
+def rotating_conn_id(number: int) -> str:
+    return f"bench_rotating_{number:03d}"
+
+
+def rotating_client_id(number: int) -> str:
+    return f"bench-rotating-{number:03d}"
+
+
+def resident_mib() -> float:
+    """This process's resident memory now (not its peak), after a collection."""
+    gc.collect()
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def rotate_tokens(count: int, connections: int) -> float:
+    """``count`` new tokens through the triggerer's token path, ``connections`` at a time."""
+    from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
+
+    async def rotate(number: int, times: int) -> None:
+        provider = await OAuthCCAsyncHook(rotating_conn_id(number)).token_provider()
+        for _ in range(times):
+            token = await provider.get_token()
+            await provider.invalidate(token)  # the next call fetches a new one
+
+    started = time.perf_counter()
+    share, rest = divmod(count, connections)
+    await asyncio.gather(*(rotate(n, share + (n < rest)) for n in range(connections)))
+    return time.perf_counter() - started
 
 
 def stored_and_rebuilt(trigger: Any) -> Any:
@@ -121,7 +162,12 @@ def main() -> int:
     parser.add_argument("--pool-threads", type=int, default=2, help="the loop's default executor")
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rotations", type=int, default=10_000, help="new tokens between first and last round"
+    )
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds: at least 2 (a first and a last)")
 
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="oauthcc-bench-"))
     from tests.support.connections import conn_json
@@ -129,6 +175,9 @@ def main() -> int:
 
     clients = [
         {"client_id": client_id(n), "secret": SECRET, "scope": "read"}
+        for n in range(args.connections)
+    ] + [
+        {"client_id": rotating_client_id(n), "secret": SECRET, "scope": "read", "token_lifetime": 1}
         for n in range(args.connections)
     ]
     with devserver_process(clients, "--api-workers", str(args.triggers + 8)) as server:
@@ -140,12 +189,26 @@ def main() -> int:
                 auth_url=server["token_url"],
                 scope="read",
             )
+            os.environ[f"AIRFLOW_CONN_{rotating_conn_id(number).upper()}"] = conn_json(
+                server["api_url"],
+                rotating_client_id(number),
+                SECRET,
+                auth_url=server["token_url"],
+                scope="read",
+            )
         # Warm up imports and the server.
         run_round(server, min(args.triggers, 5), 1, 0.0, args.pool_threads)
-        rounds = [
-            run_round(server, args.triggers, args.connections, args.seconds, args.pool_threads)
-            for _ in range(args.rounds)
-        ]
+        rounds: list[dict[str, Any]] = []
+        rotations: list[tuple[int, float]] = []
+        memory = []
+        for number in range(args.rounds):
+            if number:
+                count = args.rotations * number // (args.rounds - 1) - sum(c for c, _ in rotations)
+                rotations.append((count, asyncio.run(rotate_tokens(count, args.connections))))
+            rounds.append(
+                run_round(server, args.triggers, args.connections, args.seconds, args.pool_threads)
+            )
+            memory.append(resident_mib())
         plain = statistics.median(
             plain_round(server, args.triggers, args.seconds) for _ in range(args.rounds)
         )
@@ -155,15 +218,27 @@ def main() -> int:
         f"{args.triggers} deferred OAuthHttpTriggers over {args.connections} connections, each "
         f"waiting on a {args.seconds:g} s API call, in one event loop with a "
         f"{args.pool_threads}-thread default executor ({args.rounds} rounds, cold token cache "
-        "each round)"
+        f"each round, {args.rotations} token rotations between the first and the last)"
     )
     for number, result in enumerate(rounds, start=1):
+        if number > 1:
+            count, seconds = rotations[number - 2]
+            print(f"  {count} token rotations: {seconds:.1f} s ({count / seconds:.0f} per s)")
         print(
             f"  round {number}: {result['wall']:.2f} s wall, {result['ok']}/{args.triggers} "
             f"succeeded, {result['token_requests']} token request(s) "
             f"(at most {result['max_per_connection']} per connection), "
-            f"{result['api_requests']} API requests"
+            f"{result['api_requests']} API requests; {memory[number - 1]:.0f} MiB resident"
         )
+    print(
+        f"last round / first round: {walls[-1] / walls[0]:.2f} "
+        f"after {sum(c for c, _ in rotations)} token rotations; resident memory "
+        f"{memory[0]:.0f} -> {memory[-1]:.0f} MiB"
+    )
+    print(
+        f"first round / plain aiohttp: {walls[0] / plain:.2f}x; "
+        f"last round / plain aiohttp: {walls[-1] / plain:.2f}x"
+    )
     median = statistics.median(walls)
     print(f"wall time (median): {median:.2f} s; ideal {args.seconds:g} s")
     print(f"ratio to ideal: {median / args.seconds:.2f}x")

@@ -12,6 +12,9 @@ sent with one ``sendall`` on a keep-alive connection, so the time a pull takes i
 Run it in its own process (``PageServerProcess``), so it does not share the client's GIL:
 
     python bench/page_server.py --pages 2000 --page-size 100     # prints "PORT <n>"
+
+``--shape order`` (default) serves nested order records of about 240 bytes of JSON; ``--shape
+flat`` small flat ones of about 130 bytes.
 """
 
 from __future__ import annotations
@@ -44,12 +47,30 @@ def record(n: int, pad: int) -> dict[str, object]:
     }
 
 
-def build_pages(pages: int, page_size: int, pad: int, base: str) -> list[bytes]:
+def flat_record(n: int, pad: int) -> dict[str, object]:
+    """A small flat record (about 130 bytes of JSON): an event or a line of a change feed."""
+    return {
+        "id": n,
+        "number": f"SO-{n:08d}",
+        "status": ("open", "paid", "shipped", "cancelled")[n % 4],
+        "amount": round(n * 1.37 % 10_000, 2),
+        "updated_at": f"2026-01-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z",
+        "customer_id": n % 977,
+    } | ({"note": "x" * pad} if pad else {})
+
+
+SHAPES = {"order": record, "flat": flat_record}
+
+
+def build_pages(
+    pages: int, page_size: int, pad: int, base: str, shape: str = "order"
+) -> list[bytes]:
     """Every page's full HTTP response (status line, headers, body), ready to send."""
+    make = SHAPES[shape]
     responses = []
     for page in range(1, pages + 1):
         first = (page - 1) * page_size
-        body = json.dumps([record(n, pad) for n in range(first, first + page_size)]).encode()
+        body = json.dumps([make(n, pad) for n in range(first, first + page_size)]).encode()
         headers = [
             "HTTP/1.1 200 OK",
             "Content-Type: application/json",
@@ -113,10 +134,10 @@ def serve_connection(conn: socket.socket, pages: list[bytes]) -> None:
                 conn.sendall(not_found)
 
 
-def serve(pages: int, page_size: int, pad: int, port: int = 0) -> None:
+def serve(pages: int, page_size: int, pad: int, port: int = 0, shape: str = "order") -> None:
     listener = socket.create_server(("127.0.0.1", port), backlog=64)
     port = listener.getsockname()[1]
-    built = build_pages(pages, page_size, pad, f"http://127.0.0.1:{port}")
+    built = build_pages(pages, page_size, pad, f"http://127.0.0.1:{port}", shape)
     print(f"PORT {port}", flush=True)
     while True:
         conn, _ = listener.accept()
@@ -128,11 +149,13 @@ def serve(pages: int, page_size: int, pad: int, port: int = 0) -> None:
 class PageServerProcess:
     """``serve`` in a child process; ``url`` is its base URL. Use as a context manager."""
 
-    def __init__(self, pages: int, page_size: int = 100, pad: int = 0) -> None:
+    def __init__(
+        self, pages: int, page_size: int = 100, pad: int = 0, shape: str = "order"
+    ) -> None:
         self.pages, self.page_size = pages, page_size
         self.process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--pages", str(pages),
-             "--page-size", str(page_size), "--pad", str(pad)],
+             "--page-size", str(page_size), "--pad", str(pad), "--shape", shape],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -184,5 +207,6 @@ if __name__ == "__main__":
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--pad", type=int, default=0, help="extra bytes per record")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="order")
     args = parser.parse_args()
-    serve(args.pages, args.page_size, args.pad, args.port)
+    serve(args.pages, args.page_size, args.pad, args.port, args.shape)

@@ -4,22 +4,31 @@ The API is ``bench/page_server.py`` in its own process: pages pre-built in memor
 a pull takes is the client's. The run first shows that: the server alone (a raw keep-alive
 socket, no parsing) answers the N pages k times faster than the plain loop takes them.
 
-Five clients pull the same N pages (``Link: rel="next"``), interleaved round by round so they
+Six clients pull the same N pages (``Link: rel="next"``), interleaved round by round so they
 see the same machine state; each client's time is divided by its yardstick's time in the same
 round, and the median of those ratios is printed with their min..max (lower is faster):
 
   JSON Lines to a file, yardstick: a ``requests.Session`` loop that ``json.loads`` each page
   and ``json.dumps`` each record to a file (what a user writes by hand)
-    OAuthHttpOperator   ``paginate=LinkHeaderPaginator(), output=file://...jsonl``
+    OAuthHttpOperator   ``paginate=LinkHeaderPaginator(), output=file://...jsonl``; also
+                        against a fetch-and-parse loop (``json.loads`` each page, nothing
+                        written): what no pull can beat
   HttpOperator-compatible mode, yardstick: a plain ``requests.Session`` loop that follows the
   Link header and keeps each body's length
     OAuthHttpOperator   ``pagination_function`` + ``response_filter`` (HttpOperator's arguments)
     HttpOperator        the same arguments, a static bearer token in the connection's extra
 
+Two workloads, one after the other in the same run: the order workload (``--pages`` pages of
+``--page-size`` nested records of about 240 bytes, plus ``--pad``) and the small-page workload
+(``--small-pages`` pages of 100 flat records of about 130 bytes), where what a client does per
+page, rather than per byte, decides its speed.
+
 Connections per pull are counted by the server. Every pull's records are checked: the JSON
 Lines files are byte-identical, every record once, in order.
 
-    uv run python bench/pull_throughput.py [--pages 2000] [--page-size 100] [--rounds 7]
+    uv run python bench/pull_throughput.py [--pages 2000] [--page-size 100] [--pad 0]
+                                           [--small-pages 2000] [--rounds 7]
+                                           [--workloads order,small]
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +54,9 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 from page_server import PageServerProcess, raw_fetch_all  # noqa: E402
 
 TOKEN = "bench-token"  # what page_server's /token hands out
+PLAIN = "plain requests.Session loop"
+PARSE = "plain fetch-and-parse loop"
+JSONL = "hand-written JSONL loop"
 
 
 def jsonl_loop(url: str, target: Path) -> int:
@@ -74,6 +87,20 @@ def plain_loop(url: str, target: Path) -> int:
             sizes.append(len(response.content))
             next_url = response.links.get("next", {}).get("url")
     return len(sizes)
+
+
+def parse_loop(url: str, target: Path) -> int:
+    """The plain fetch-and-parse loop: ``json.loads`` each page, nothing written."""
+    records = 0
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {TOKEN}"
+        next_url: str | None = f"{url}/items"
+        while next_url:
+            response = session.get(next_url, timeout=30)
+            response.raise_for_status()
+            records += len(json.loads(response.text))
+            next_url = response.links.get("next", {}).get("url")
+    return records
 
 
 def next_page(response: requests.Response) -> dict[str, Any] | None:
@@ -138,18 +165,37 @@ def connections(url: str) -> int:
     return int(requests.get(f"{url}/stats", timeout=10).json()["connections"])
 
 
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    pages: int
+    page_size: int
+    pad: int
+    shape: str
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--pad", type=int, default=0, help="extra bytes per record")
+    parser.add_argument("--small-pages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--workloads", default="order,small", help="comma-separated: order, small")
     args = parser.parse_args()
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    records = args.pages * args.page_size
+    workloads = {
+        "order": Workload("order records", args.pages, args.page_size, args.pad, "order"),
+        "small": Workload("small pages", args.small_pages, 100, 0, "flat"),
+    }
+    for name in args.workloads.split(","):
+        run_workload(workloads[name.strip()], args.rounds)
 
+
+def run_workload(workload: Workload, rounds: int) -> None:
+    pages, records = workload.pages, workload.pages * workload.page_size
     with tempfile.TemporaryDirectory(prefix="oauthcc-bench-") as tmp, PageServerProcess(
-        args.pages, args.page_size, args.pad
+        pages, workload.page_size, workload.pad, workload.shape
     ) as server:  # fmt: skip
         workdir, url = Path(tmp), server.url
         os.environ["AIRFLOW_CONN_BENCH_OAUTH"] = json.dumps(
@@ -164,26 +210,19 @@ def main() -> None:
         os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps(
             {"conn_type": "http", "host": url, "extra": {"Authorization": f"Bearer {TOKEN}"}}
         )
-        # name -> (client, what it returns per pull, yardstick)
-        clients: dict[str, tuple[Callable[[str, Path], int], int, str | None]] = {
+        # name -> (client, what it returns per pull, its yardsticks)
+        clients: dict[str, tuple[Callable[[str, Path], int], int, tuple[str, ...]]] = {
             "server alone (raw socket, no parsing)": (
-                lambda u, t: raw_fetch_all(u, args.pages) and args.pages,
-                args.pages,
-                "plain requests.Session loop",
+                lambda u, t: raw_fetch_all(u, pages) and pages,
+                pages,
+                (PLAIN,),
             ),
-            "plain requests.Session loop": (plain_loop, args.pages, None),
-            "hand-written JSONL loop": (jsonl_loop, records, None),
-            "OAuthHttpOperator -> JSONL": (oauth_jsonl, records, "hand-written JSONL loop"),
-            "OAuthHttpOperator, HttpOperator mode": (
-                oauth_compat,
-                args.pages,
-                "plain requests.Session loop",
-            ),
-            "HttpOperator + pagination_function": (
-                http_operator,
-                args.pages,
-                "plain requests.Session loop",
-            ),
+            PLAIN: (plain_loop, pages, ()),
+            PARSE: (parse_loop, records, ()),
+            JSONL: (jsonl_loop, records, ()),
+            "OAuthHttpOperator -> JSONL": (oauth_jsonl, records, (JSONL, PARSE)),
+            "OAuthHttpOperator, HttpOperator mode": (oauth_compat, pages, (PLAIN,)),
+            "HttpOperator + pagination_function": (http_operator, pages, (PLAIN,)),
         }
         sockets: dict[str, int] = {}
         files: dict[str, bytes] = {}
@@ -195,13 +234,13 @@ def main() -> None:
             assert got == expected, f"{name}: {got} != {expected}"
             if target.exists():
                 files[name] = target.read_bytes()
-        assert files["OAuthHttpOperator -> JSONL"] == files["hand-written JSONL loop"], "differ"
-        assert len(files["hand-written JSONL loop"].splitlines()) == records
-        size_mb = len(files["hand-written JSONL loop"]) / 1e6
+        assert files["OAuthHttpOperator -> JSONL"] == files[JSONL], "differ"
+        assert len(files[JSONL].splitlines()) == records
+        size_mb = len(files[JSONL]) / 1e6
 
         seconds: dict[str, list[float]] = {name: [] for name in clients}
         names = list(clients)
-        for round_number in range(args.rounds):
+        for round_number in range(rounds):
             shift = round_number % len(names)  # rotate who goes first
             for name in names[shift:] + names[:shift]:
                 client = clients[name][0]
@@ -212,22 +251,25 @@ def main() -> None:
                 target.unlink(missing_ok=True)
 
     print(
-        f"{args.pages} pages x {args.page_size} records ({size_mb:.1f} MB of JSON Lines), "
-        f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs, load average "
+        f"{workload.name}: {pages} pages x {workload.page_size} records of about "
+        f"{len(files[JSONL]) // records} bytes ({size_mb:.1f} MB of JSON "
+        f"Lines), {rounds} interleaved rounds, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f} at the end"
     )
     print(f"{'client':<40} {'median s':>9} {'sockets':>8}  vs yardstick (median, min..max)")
-    for name, (_, _, yardstick) in clients.items():
+    for name, (_, _, yardsticks) in clients.items():
         median = statistics.median(seconds[name])
-        if yardstick is None:
-            versus = "yardstick"
-        else:
+        versus = ["yardstick"] if not yardsticks else []
+        for yardstick in yardsticks:
             ratios = [m / y for m, y in zip(seconds[name], seconds[yardstick], strict=True)]
-            versus = (
+            versus.append(
                 f"{statistics.median(ratios):.2f}x  ({min(ratios):.2f}..{max(ratios):.2f})"
                 f"  of {yardstick}"
             )
-        print(f"{name:<40} {median:>9.3f} {sockets[name]:>8}  {versus}")
+        print(f"{name:<40} {median:>9.3f} {sockets[name]:>8}  {versus[0]}")
+        for more in versus[1:]:
+            print(f"{'':<59}{more}")
+    print()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import tenacity
 import urllib3
 
 from airflow_provider_oauthcc.auth import masking
-from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
+from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME, ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.discovery import discover_token_endpoint
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
@@ -174,7 +174,7 @@ class TokenClient(RetryingTokenClient):
             token: Token = tenacity.Retrying(**self._retry_settings())(self._request_once, url)
         except RetryableTokenError as exc:
             raise exc.gave_up(self.max_attempts) from None
-        masking.mask(masking.bearer_part(token.access_token))
+        masking.mask_token(token.access_token, token.expires_at)
         return token
 
     def close(self) -> None:
@@ -189,7 +189,7 @@ class TokenClient(RetryingTokenClient):
             url, headers, urlencode(token_form(self.config), doseq=True)
         )
         if self._authenticator.last_assertion:
-            masking.mask(masking.bearer_part(self._authenticator.last_assertion))
+            masking.mask_token(self._authenticator.last_assertion, time.time() + ASSERTION_LIFETIME)
         sent_at = time.time()
         deadline = time.monotonic() + attempt_deadline(self.config.timeout)
         try:

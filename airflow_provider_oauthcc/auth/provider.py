@@ -52,12 +52,13 @@ class TokenPolicy:
 
     def hand_out(self, token: Token, *, hit: bool) -> Token:
         """Every token handed to a sync caller passes here: masked before anything can log it."""
-        masking.mask(masking.bearer_part(token.access_token))
+        masking.mask_token(token.access_token, token.expires_at)
         return self._counted(token, hit)
 
     async def ahand_out(self, token: Token, *, hit: bool) -> Token:
-        """``hand_out`` on an event loop (Airflow's async masker)."""
-        await masking.amask(masking.bearer_part(token.access_token))
+        """``hand_out`` on an event loop (the triggerer): held in the live set until it expires,
+        not handed to Airflow's masker, whose cost grows with every value it keeps."""
+        masking.hold_token(token.access_token, token.expires_at)
         return self._counted(token, hit)
 
     def missed(self) -> float:

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.errors import (
     ApiConnectionError,
     ApiError,
@@ -130,7 +131,8 @@ def encode_error(error: BaseException, secrets: tuple[str, ...] = ()) -> dict[st
     forms = secret_forms(secrets)
     # Scrubbed before any cut: the event is stored in the metadata database.
     return {
-        k: scrub(v, forms, limit=_TEXT_LIMIT) if isinstance(v, str) else v for k, v in data.items()
+        k: scrub(masking.LIVE.redact(v), forms, limit=_TEXT_LIMIT) if isinstance(v, str) else v
+        for k, v in data.items()
     }
 
 

@@ -31,6 +31,7 @@ from airflow_provider_oauthcc.auth.client import (
     token_form,
     token_from_answer,
 )
+from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.egress import proxy_for
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
@@ -88,7 +89,7 @@ class AsyncTokenClient(RetryingTokenClient):
             urlencode(token_form(config), doseq=True),
         )
         if self._authenticator.last_assertion:
-            await masking.amask(masking.bearer_part(self._authenticator.last_assertion))
+            masking.hold_token(self._authenticator.last_assertion, time.time() + ASSERTION_LIFETIME)
         self.egress.request(url)
         # Certificate files are looked at and parsed in a thread, never on the loop.
         ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
