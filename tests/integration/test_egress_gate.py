@@ -129,6 +129,17 @@ def test_a_next_link_parsers_disagree_on_is_not_followed(
     assert len(api.requests) == 1
 
 
+def test_the_triggerer_refuses_such_a_url_too(
+    conn: str, api: CannedServer, elsewhere: CannedServer
+) -> None:
+    confused = f"http://localhost:{port(elsewhere)}\\@127.0.0.1:{port(api)}/items"
+    event = run_trigger(OAuthHttpTrigger(conn, confused, headers={"X-Task": "t"}))
+    assert event["status"] == events.ERROR
+    assert event["error"]["type"] == "OriginNotAllowedError"
+    assert "backslash" in event["error"]["message"]
+    assert elsewhere.requests == [] and api.requests == []
+
+
 # -- 2. redirects to another origin, on every path --------------------------------------------
 
 
