@@ -172,10 +172,10 @@ class OAuthCCHook(HttpHook):
         API's origin only, over TLS; loopback never through a proxy), with the token added."""
         config = self.oauth_config
         options = RequestOptions.parse(config, extra_options)
-        self.request_options = options
         self.merged_extra = options.as_extra()
-        session: requests.Session = GatedSession(self.egress_policy())
-        session.auth = BearerAuth(self.token_provider, session.egress)  # type: ignore[attr-defined]
+        gated = GatedSession(self.egress_policy())
+        gated.auth = BearerAuth(self.token_provider, gated.egress)
+        session: requests.Session = gated
         session.verify = options.verify
         warn_if_unverified(session.verify, self.base_url, "API")
         session.proxies = dict(config.proxies or {})
