@@ -125,6 +125,11 @@ class ApiConnectionError(OAuthCCError):
         super().__init__(message)
 
 
+class EmptyPullError(OAuthCCError):
+    """A pull with ``fail_on_empty`` returned no record (retried as Airflow retries any
+    failure: the data may not be there yet)."""
+
+
 class OriginNotAllowedError(OAuthCCFailFast):
     """A next page is on another origin than the API's, and not in ``allowed_origins``.
 
