@@ -28,6 +28,7 @@ from airflow_provider_oauthcc.auth.http_read import (
     read_capped,
 )
 from airflow_provider_oauthcc.auth.redact import scrub
+from airflow_provider_oauthcc.auth.refusal_hints import add_refusal_hint
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
 
@@ -45,10 +46,12 @@ class RetryableTokenError(TokenRequestError):
         )
         self.retry_after = retry_after
 
-    def gave_up(self, attempts: int) -> TokenRequestError:
-        """The error to raise once no attempt is left."""
+    def gave_up(self, attempts: int, config: ClientConfig | None = None) -> TokenRequestError:
+        """The error to raise once no attempt is left; when the endpoint was never reached
+        (no HTTP status), it names the connection field to check."""
+        fix = f"; {endpoint_field_hint(config)}" if config and self.status is None else ""
         return TokenRequestError(
-            f"{self} (gave up after {attempts} attempts)",
+            f"{self} (gave up after {attempts} attempts){fix}",
             status=self.status,
             error=self.error,
             error_description=self.error_description,
@@ -169,7 +172,7 @@ class TokenClient(RetryingTokenClient):
         try:
             token: Token = tenacity.Retrying(**self._retry_settings())(self._request_once, url)
         except RetryableTokenError as exc:
-            raise exc.gave_up(self.max_attempts) from None
+            raise exc.gave_up(self.max_attempts, self.config) from None
         masking.mask(masking.bearer_part(token.access_token))
         return token
 
@@ -265,7 +268,7 @@ def token_from_answer(
         raise TokenRequestError(
             f"token endpoint {origin(url)} redirected (HTTP {status}) to "
             f"{origin(target) if target else 'nowhere'}; the credentials were not sent "
-            "there. Set auth_url to the final token endpoint URL",
+            f"there. Set {config.token_url_key} to the final token endpoint URL",
             status=status,
         )
     forms = config.secret_forms
@@ -282,10 +285,21 @@ def token_from_answer(
             requested_scope=config.scope,
         )
     except TokenRequestError as exc:
+        add_refusal_hint(exc, config)
         _scrub_secrets(exc, forms)
         if status == 429 or status >= 500:
             raise RetryableTokenError(exc, retry_after_header(headers.get("Retry-After"))) from None
         raise
+
+
+def endpoint_field_hint(config: ClientConfig) -> str:
+    """Which connection field sets the token endpoint, for 'cannot reach' messages."""
+    if config.token_url:
+        return f"check the connection's extra '{config.token_url_key}' (the token endpoint URL)"
+    return (
+        "check the connection's extra 'issuer' (its discovery document names this token "
+        "endpoint), or set 'auth_url' to the token endpoint URL"
+    )
 
 
 def retry_wait(

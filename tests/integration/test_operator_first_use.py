@@ -18,7 +18,7 @@ from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from devserver import DevServer
 
-from .conftest import api_connection
+from .conftest import API_SECRET, api_connection
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +115,16 @@ def test_fail_on_empty_fails_a_pull_of_no_record(tmp_path: Path) -> None:
 def test_fail_on_empty_needs_records_to_count() -> None:
     with pytest.raises(ValueError, match="fail_on_empty counts records"):
         OAuthHttpOperator(task_id="call", oauth_conn_id="crm", fail_on_empty=True)
+
+
+def test_token_url_works_and_the_log_says_why_auth_url_is_better(
+    api: DevServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.connections import conn_json
+
+    value = conn_json(api.api_url, "app", API_SECRET, token_url=api.token_url, scope="read")
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_TOKEN_URL", value)
+    operator = OAuthHttpOperator(task_id="t", oauth_conn_id="crm_token_url", endpoint="/v1/whoami")
+    assert operator.execute({})
+    logs = "".join(capfd.readouterr())
+    assert "extra token_url is read as auth_url" in logs and "has extras this hook" not in logs

@@ -77,7 +77,7 @@ class AsyncTokenClient(RetryingTokenClient):
         try:
             token: Token = await retrying(self._request_once, url)
         except RetryableTokenError as exc:
-            raise exc.gave_up(self.max_attempts) from None
+            raise exc.gave_up(self.max_attempts, self.config) from None
         return token
 
     async def _request_once(self, url: str) -> Token:
