@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
 
 
-DEFAULT_CONN_ID = "oauth_cc_default"
-
 # Beyond the trigger's own worst case: its token fetch and the triggerer picking it up.
 _DEFERRAL_MARGIN = 300.0
 
@@ -128,10 +126,14 @@ class OAuthHttpOperator(HttpOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_oauthcc.argument_aliases import (
+            conn_id_from_alias,
+            output_path_from_alias,
+        )
         from airflow_provider_oauthcc.origins import parse_allowed_origins
 
-        oauth_conn_id = _conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
-        output_path = _output_path_from_alias(output_path, kwargs)
+        oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
+        output_path = output_path_from_alias(output_path, kwargs)
         super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=deferrable, **kwargs)
         if paginate is not None and not isinstance(paginate, Paginator):
             raise TypeError(
@@ -152,7 +154,7 @@ class OAuthHttpOperator(HttpOperator):
         self.paginate = paginate
         self.records_path = records_path
         self.max_pages = max_pages
-        self.output_path = output_path
+        self.output_path: ObjectStoragePath | str | None = output_path
         self.fail_on_empty = fail_on_empty
         self.page_retries = page_retries
         self.retry_max_wait = retry_max_wait
@@ -515,39 +517,6 @@ class OAuthHttpOperator(HttpOperator):
             return
         for asset in assets:
             events[asset].extra.update(summary)
-
-
-def _conn_id_from_alias(oauth_conn_id: str | None, http_conn_id: str | None) -> str:
-    """``http_conn_id`` is another name for ``oauth_conn_id``: HttpOperator code keeps working."""
-    if oauth_conn_id is not None and http_conn_id is not None and oauth_conn_id != http_conn_id:
-        raise TypeError(
-            f"give the connection once: oauth_conn_id={oauth_conn_id!r} and "
-            f"http_conn_id={http_conn_id!r} differ (http_conn_id is another name for "
-            "oauth_conn_id)"
-        )
-    return oauth_conn_id or http_conn_id or DEFAULT_CONN_ID
-
-
-def _output_path_from_alias(
-    output_path: ObjectStoragePath | str | None, kwargs: dict[str, Any]
-) -> ObjectStoragePath | str | None:
-    """``output`` is the former name of ``output_path`` (the argument now has the name of the
-    template field it fills, as Airflow's template fields do)."""
-    if "output" not in kwargs:
-        return output_path
-    import warnings
-
-    from airflow.exceptions import AirflowProviderDeprecationWarning
-
-    output = kwargs.pop("output")
-    if output_path is not None:
-        raise TypeError("give output_path only (output is its former name)")
-    warnings.warn(
-        "OAuthHttpOperator's 'output' argument is now called 'output_path'",
-        AirflowProviderDeprecationWarning,
-        stacklevel=4,
-    )
-    return output  # type: ignore[no-any-return]
 
 
 def _no_records(page: Page) -> list[Any]:

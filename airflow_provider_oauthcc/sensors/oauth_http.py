@@ -29,7 +29,7 @@ class OAuthHttpSensor(HttpSensor):
 
     Takes :class:`~airflow.providers.http.sensors.http.HttpSensor`'s arguments, with
     ``oauth_conn_id`` (an ``oauth2_client_credentials`` connection) in place of
-    ``http_conn_id``. Each poke sends one request with the connection's token; a status in
+    ``http_conn_id`` (accepted as another name for it). Each poke sends one request with the connection's token; a status in
     ``response_error_codes_allowlist`` (default ``["404"]``) means "not yet", another failed
     status raises ``ApiError``; without ``response_check`` any other answer ends the wait.
     With ``extra_options={"check_response": False}`` every answer goes to ``response_check``.
@@ -51,11 +51,10 @@ class OAuthHttpSensor(HttpSensor):
     template_fields: Sequence[str] = ("endpoint", "request_params", "headers", "oauth_conn_id")
     ui_color = "#e8c07d"
 
-    def __init__(
-        self, *, endpoint: str, oauth_conn_id: str = "oauth_cc_default", **kwargs: Any
-    ) -> None:
-        if "http_conn_id" in kwargs:
-            raise TypeError("OAuthHttpSensor takes oauth_conn_id, not http_conn_id")
+    def __init__(self, *, endpoint: str, oauth_conn_id: str | None = None, **kwargs: Any) -> None:
+        from airflow_provider_oauthcc.argument_aliases import conn_id_from_alias
+
+        oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
         super().__init__(endpoint=endpoint, http_conn_id=oauth_conn_id, **kwargs)
         self.oauth_conn_id = oauth_conn_id
 

@@ -43,6 +43,16 @@ def test_http_conn_id_and_oauth_conn_id_may_agree_but_not_differ() -> None:
         OAuthHttpOperator(task_id="differ", oauth_conn_id="crm", http_conn_id="other")
 
 
+def test_the_sensor_takes_http_conn_id_too() -> None:
+    from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
+
+    sensor = OAuthHttpSensor(task_id="wait", http_conn_id="crm", endpoint="/v1/whoami")
+    assert sensor.oauth_conn_id == "crm"
+    assert sensor.poke({})  # type: ignore[arg-type]  (the token came through connection crm)
+    with pytest.raises(TypeError, match="differ"):
+        OAuthHttpSensor(task_id="w", oauth_conn_id="crm", http_conn_id="other", endpoint="/")
+
+
 def test_the_output_argument_has_the_name_of_its_template_field() -> None:
     arguments = inspect.signature(OAuthHttpOperator.__init__).parameters
     assert "output_path" in arguments and "output_path" in OAuthHttpOperator.template_fields
