@@ -35,6 +35,18 @@ def test_an_unreachable_token_endpoint_names_the_field_it_came_from(key: str) ->
     assert f"check the connection's extra '{key}' (the token endpoint URL)" in message
 
 
+def test_the_triggerers_token_client_names_the_field_too() -> None:
+    import asyncio
+
+    from airflow_provider_oauthcc.auth.aio.client import AsyncTokenClient
+
+    client = AsyncTokenClient(config(token_url=CLOSED), max_attempts=2, backoff=0.01)
+    with pytest.raises(TokenRequestError) as caught:
+        asyncio.run(client.fetch_token())
+    assert "check the connection's extra 'token_url'" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
 def test_an_answered_refusal_names_no_field_to_check(canned: CannedServer) -> None:
     canned.default = Canned(503, "busy")
     with pytest.raises(TokenRequestError) as caught:
