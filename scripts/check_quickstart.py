@@ -21,8 +21,8 @@ from pathlib import Path
 
 DAG_TEST = "airflow dags test my_api_daily 2024-01-03"
 EXPECTED_REQUEST = (
-    "Pulling GET /v1/items?updated_since=2024-01-02T00%3A00%3A00%2B00%3A00"
-    "&updated_before=2024-01-03T00%3A00%3A00%2B00%3A00"
+    "Pulling GET /v1/items?updated_since=2024-01-02T00:00:00%2B00:00"
+    "&updated_before=2024-01-03T00:00:00%2B00:00"
 )
 
 

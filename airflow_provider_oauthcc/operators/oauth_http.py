@@ -44,7 +44,7 @@ class OAuthHttpOperator(HttpOperator):
     ``http_conn_id`` (which is accepted as another name for it). Differences: the default
     ``method`` is **GET**; requests carry the connection's token (``auth_type`` is not used).
 
-    Without ``paginate`` and ``output`` it returns what HttpOperator returns (the response
+    Without ``paginate`` and ``output_path`` it returns what HttpOperator returns (the response
     text, or ``response_filter``'s result; a list of them with ``pagination_function``). All
     pages go through one session, which is closed at the end.
 
@@ -239,7 +239,10 @@ class OAuthHttpOperator(HttpOperator):
 
         line = f"{self.method} {self.endpoint or '/'}"
         if self.data and self.method.upper() in ("GET", "HEAD") and isinstance(self.data, dict):
-            line += "?" + urlencode(self.data, doseq=True)
+            shown = {
+                key: "***" if _looks_secret(str(key)) else value for key, value in self.data.items()
+            }
+            line += "?" + urlencode(shown, doseq=True, safe=":*")  # readable times, masks
         return line
 
     def _warn_if_window_is_empty(self, context: Context) -> None:
@@ -517,6 +520,14 @@ class OAuthHttpOperator(HttpOperator):
             return
         for asset in assets:
             events[asset].extra.update(summary)
+
+
+# Query parameters whose value stays out of the log line (an API key in the query, a signature).
+_SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "passwd", "signature", "auth")
+
+
+def _looks_secret(param: str) -> bool:
+    return any(word in param.lower() for word in _SECRET_PARAM_WORDS)
 
 
 def _no_records(page: Page) -> list[Any]:

@@ -89,9 +89,19 @@ def test_the_first_request_line_shows_the_query(capfd: pytest.CaptureFixture[str
     window_pull(DAY, DAY).execute({})
     logs = "".join(capfd.readouterr())
     assert (
-        "Pulling GET /v1/link/items?updated_since=2024-01-02T00%3A00%3A00%2B00%3A00"
-        "&updated_before=2024-01-02T00%3A00%3A00%2B00%3A00 into XCom"
+        "Pulling GET /v1/link/items?updated_since=2024-01-02T00:00:00%2B00:00"
+        "&updated_before=2024-01-02T00:00:00%2B00:00 into XCom"
     ) in logs
+
+
+def test_the_request_line_keeps_secret_looking_parameters_out(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    operator = window_pull(DAY, DAY)
+    operator.data = {**operator.data, "api_key": "k3y-Value-in-query-577"}
+    operator.execute({})
+    logs = "".join(capfd.readouterr())
+    assert "&api_key=*** into XCom" in logs and "k3y-Value-in-query-577" not in logs
 
 
 def test_an_empty_data_interval_used_by_the_request_is_a_warning(
