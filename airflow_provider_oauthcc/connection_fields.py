@@ -48,7 +48,8 @@ def _text(label: str, description: str, **schema: Any) -> dict[str, Any]:
 CONN_FIELDS: dict[str, Any] = {
     "auth_url": _text(
         "Token endpoint URL",
-        "Where the client gets its access tokens, e.g. https://TENANT.auth0.com/oauth/token. "
+        "Where the client gets its access tokens, e.g. https://TENANT.auth0.com/oauth/token "
+        "(not the authorization URL a browser signs in at). Stored as the extra auth_url. "
         "Leave empty to discover it from the Issuer URL.",
         format="url",
     ),

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 # Airflow 2.11 to 3.3 alike (airflow.sdk on 3.x)
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException, PokeReturnValue, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
@@ -49,7 +50,9 @@ def export_ready(response: Any) -> bool | PokeReturnValue:
 with DAG(
     dag_id="oauthcc_export_job",
     description="POST an export, wait for it deferred, download it to JSON Lines",
-    schedule="@daily",
+    # Each run exports the day before it (ds = its data interval start), on Airflow 2 and 3;
+    # with schedule="@daily", Airflow 3 would set ds to the day just starting.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -84,7 +87,7 @@ with DAG(
         endpoint="{{ ti.xcom_pull(task_ids='wait_for_export') }}",
         data={"limit": 100},
         paginate=LinkHeaderPaginator(),
-        output=OUTPUT_ROOT + "/exports/{{ ds }}/export.jsonl",
+        output_path=OUTPUT_ROOT + "/exports/{{ ds }}/export.jsonl",
     )
 
     @task

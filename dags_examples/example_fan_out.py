@@ -33,13 +33,13 @@ ENDPOINTS = [
         "endpoint": "/v1/next/items",
         "paginate": NextUrlPaginator(next_url_path="next"),
         "records_path": "data",
-        "output": RUN_DIR + "/next.jsonl",
+        "output_path": RUN_DIR + "/next.jsonl",
     },
     {
         "endpoint": "/v1/cursor/items",
         "paginate": CursorPaginator(cursor_path="next_cursor", cursor_param="cursor"),
         "records_path": "items",
-        "output": RUN_DIR + "/cursor.jsonl",
+        "output_path": RUN_DIR + "/cursor.jsonl",
     },
     {
         "endpoint": "/v1/page/items",
@@ -47,13 +47,13 @@ ENDPOINTS = [
             page_param="page", total_pages_path="total_pages", page_size=250
         ),
         "records_path": "data",
-        "output": RUN_DIR + "/page.jsonl",
+        "output_path": RUN_DIR + "/page.jsonl",
     },
     {
         "endpoint": "/v1/offset/items",
         "paginate": OffsetPaginator(limit=250, total_path="total"),
         "records_path": "results",
-        "output": RUN_DIR + "/offset.jsonl",
+        "output_path": RUN_DIR + "/offset.jsonl",
     },
 ]
 

@@ -62,7 +62,7 @@ with DAG(
             "limit": 100,
         },
         paginate=LinkHeaderPaginator(),
-        output=OUTPUT_ROOT + "/items/{{ ds }}/items_{{ ts_nodash }}.jsonl",
+        output_path=OUTPUT_ROOT + "/items/{{ ds }}/items_{{ ts_nodash }}.jsonl",
         outlets=[ITEMS],
         retries=2,
         retry_delay=timedelta(seconds=30),

@@ -149,6 +149,8 @@ def create_api_blueprint(
         page = rest[: _page_size(limit_arg)]
         return page, len(page) < len(rest)
 
+    # /v1/items: the README's quick-start endpoint, run as written against this server.
+    @bp.get("/v1/items")
     @bp.get("/v1/link/items")
     def link_items() -> Response:
         page, more = page_after("limit", _int_arg("after", 0, 0))

@@ -7,6 +7,7 @@
 #   - the example DAG oauthcc_incremental_pull runs with `airflow dags test` against the
 #     local authorization server and API (started from the repository's .venv; the DAG and the
 #     provider run in the clean virtualenv),
+#   - the README's quick start, as written (scripts/check_quickstart.py),
 #   - the hook and operator integration tests (tests/integration/test_hook.py, test_operator.py)
 #     pass in that virtualenv against the local servers.
 # Usage: scripts/test-wheel.sh [--keep] [--airflow latest|3.1|3.0|2.11]
@@ -146,6 +147,9 @@ if len(files) != 1 or lines != 500:
     sys.exit(f"expected one output file of 500 records, found {len(files)} files, {lines} lines")
 print(f"   {finished.group(1)}: {finished.group(2)}, {lines} records in {files[0].name}")
 EOF
+echo "== the README's quick start as written (connection, test commands, DAG under dags test)"
+"$VENV/bin/python" "$REPO/scripts/check_quickstart.py" "$REPO/README.md" "$STATE" \
+  "$DEVSERVER_DEMO_SECRET" "$WORK" || fail "the README quick start failed"
 echo "== the hook and operator tests against the local servers, the provider from the wheel"
 # A copy of those tests, their fixtures and the devserver, outside the repository; pytest and
 # the devserver's web stack at the dev group's locked versions for this Airflow.

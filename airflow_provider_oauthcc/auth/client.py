@@ -30,6 +30,7 @@ from airflow_provider_oauthcc.auth.http_read import (
     read_capped,
 )
 from airflow_provider_oauthcc.auth.redact import scrub
+from airflow_provider_oauthcc.auth.refusal_hints import add_refusal_hint
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
 
@@ -47,10 +48,12 @@ class RetryableTokenError(TokenRequestError):
         )
         self.retry_after = retry_after
 
-    def gave_up(self, attempts: int) -> TokenRequestError:
-        """The error to raise once no attempt is left."""
+    def gave_up(self, attempts: int, config: ClientConfig | None = None) -> TokenRequestError:
+        """The error to raise once no attempt is left; when the endpoint was never reached
+        (no HTTP status), it names the connection field to check."""
+        fix = f"; {endpoint_field_hint(config)}" if config and self.status is None else ""
         return TokenRequestError(
-            f"{self} (gave up after {attempts} attempts)",
+            f"{self} (gave up after {attempts} attempts){fix}",
             status=self.status,
             error=self.error,
             error_description=self.error_description,
@@ -173,7 +176,7 @@ class TokenClient(RetryingTokenClient):
         try:
             token: Token = tenacity.Retrying(**self._retry_settings())(self._request_once, url)
         except RetryableTokenError as exc:
-            raise exc.gave_up(self.max_attempts) from None
+            raise exc.gave_up(self.max_attempts, self.config) from None
         masking.mask_token(token.access_token, token.expires_at)
         return token
 
@@ -208,12 +211,12 @@ class TokenClient(RetryingTokenClient):
         except requests.exceptions.SSLError as exc:
             reason = handshake_failure(exc, has_client_cert=self._session.cert is not None)
             raise TokenRequestError(
-                f"TLS handshake with the token endpoint {origin(url)} failed: {reason}"
+                f"TLS handshake with the token endpoint {shown(url)} failed: {reason}"
             ) from None
         except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError):
             raise RetryableTokenError(
                 TokenRequestError(
-                    f"token endpoint {origin(url)} did not answer within {self.config.timeout:g} s"
+                    f"token endpoint {shown(url)} did not answer within {self.config.timeout:g} s"
                 )
             ) from None
         except ResponseTooSlowError as exc:
@@ -221,13 +224,13 @@ class TokenClient(RetryingTokenClient):
         except requests.exceptions.ConnectionError as exc:
             raise RetryableTokenError(
                 TokenRequestError(
-                    f"cannot reach the token endpoint {origin(url)} ({_connection_reason(exc)})"
+                    f"cannot reach the token endpoint {shown(url)} ({_connection_reason(exc)})"
                 )
             ) from None
         except (urllib3.exceptions.HTTPError, OSError):
             raise RetryableTokenError(
                 TokenRequestError(
-                    f"the connection to the token endpoint {origin(url)} broke during the answer"
+                    f"the connection to the token endpoint {shown(url)} broke during the answer"
                 )
             ) from None
         return token_from_answer(
@@ -270,7 +273,7 @@ def token_from_answer(
         raise TokenRequestError(
             f"token endpoint {shown(url)} redirected (HTTP {status}) to "
             f"{shown(urljoin(url, target)) if target else 'nowhere'}; the credentials were not "
-            "sent there. Set auth_url to the final token endpoint URL",
+            f"sent there. Set {config.token_url_key} to the final token endpoint URL",
             status=status,
         )
     forms = config.secret_forms
@@ -287,10 +290,21 @@ def token_from_answer(
             requested_scope=config.scope,
         )
     except TokenRequestError as exc:
+        add_refusal_hint(exc, config)
         _scrub_secrets(exc, forms)
         if status == 429 or status >= 500:
             raise RetryableTokenError(exc, retry_after_header(headers.get("Retry-After"))) from None
         raise
+
+
+def endpoint_field_hint(config: ClientConfig) -> str:
+    """Which connection field sets the token endpoint, for 'cannot reach' messages."""
+    if config.token_url:
+        return f"check the connection's extra '{config.token_url_key}' (the token endpoint URL)"
+    return (
+        "check the connection's extra 'issuer' (its discovery document names this token "
+        "endpoint), or set 'auth_url' to the token endpoint URL"
+    )
 
 
 def retry_wait(
@@ -316,11 +330,6 @@ def retry_after_header(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def origin(url: str) -> str:
-    """scheme://host[:port] of a URL, for messages (never a path, query or credentials)."""
-    return shown(url)
 
 
 def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:

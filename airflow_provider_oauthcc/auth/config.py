@@ -25,11 +25,15 @@ BASIC_ENCODINGS = ("form", "plain")
 CACHE_BACKENDS = ("memory", "file", "redis")
 DEFAULT_REDIS_CONN_ID = "redis_default"
 
+# The token endpoint's key is auth_url: "token_url" (accepted as another name) contains
+# "token", so Airflow would show its value as *** in the UI, the CLI and every log line.
+TOKEN_URL_KEYS = ("auth_url", "token_url")
 # Extras keys. Airflow hides any extra whose key contains a sensitive word ("token", "secret",
 # "private_key", "proxy" ...), so the non-secret ones are named to stay visible.
 OAUTH_KEYS = frozenset(
     {
         "auth_url",
+        "token_url",
         "issuer",
         "scope",
         "audience",
@@ -109,6 +113,8 @@ class ClientConfig:
     cache_backend: str = "memory"
     cache_dir: str | None = None
     cache_redis_conn_id: str = DEFAULT_REDIS_CONN_ID
+    token_url_key: str = "auth_url"
+    """The extra the token endpoint came from, for messages."""
     api_base_url: str | None = None
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
@@ -129,13 +135,14 @@ class ClientConfig:
         if not client_id or not str(client_id).strip():
             raise OAuthCCConfigError("login", "the Client ID is empty; set it in the Login field")
         allow_http = _bool(extras, "allow_insecure_http", False)
-        token_url = _url(extras, "auth_url", allow_http)
+        token_url_key = _token_url_key(extras)
+        token_url = _url(extras, token_url_key, allow_http)
         issuer = _url(extras, "issuer", allow_http)
         if token_url is None and issuer is None:
             raise OAuthCCConfigError(
                 "auth_url",
-                "no token endpoint: set 'auth_url' (e.g. https://idp.example.com/oauth/token) "
-                "or 'issuer' to discover it",
+                "no token endpoint: set 'auth_url' to the token endpoint URL (e.g. "
+                "https://idp.example.com/oauth/token) or 'issuer' to discover it",
             )
         secret = client_secret or None
         _check_encodable("login", str(client_id))
@@ -180,6 +187,7 @@ class ClientConfig:
         return cls(
             client_id=str(client_id).strip(),
             token_url=token_url,
+            token_url_key=token_url_key,
             issuer=issuer,
             auth_method=method,
             basic_auth_encoding=_choice(extras, "basic_auth_encoding", BASIC_ENCODINGS, "form"),
@@ -303,6 +311,18 @@ def _api_base_url(url: str | None, allow_http: bool) -> str | None:
         return None
     check_url(url, field="host", allow_insecure_http=allow_http, what="the access token")
     return url
+
+
+def _token_url_key(extras: Mapping[str, Any]) -> str:
+    """``auth_url``, or ``token_url`` when only that one is set (they are one setting)."""
+    given = {key: extras[key] for key in TOKEN_URL_KEYS if key in extras}
+    if len(set(map(str, given.values()))) > 1:
+        raise OAuthCCConfigError(
+            "token_url",
+            "auth_url and token_url are two names for the token endpoint URL, and they "
+            "differ: keep auth_url only",
+        )
+    return "token_url" if list(given) == ["token_url"] else "auth_url"
 
 
 def _parse_extra(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:

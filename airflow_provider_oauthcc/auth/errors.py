@@ -133,6 +133,11 @@ class ApiResponseTooLargeError(OAuthCCError):
         self.size = size
 
 
+class EmptyPullError(OAuthCCError):
+    """A pull with ``fail_on_empty`` returned no record (retried as Airflow retries any
+    failure: the data may not be there yet)."""
+
+
 class OriginNotAllowedError(OAuthCCFailFast):
     """A request, next page or redirect would go where the egress gate allows nothing of the
     connection to go: another origin (not in ``allowed_origins``), plain http beyond loopback,

@@ -127,6 +127,13 @@ class OAuthCCHook(HttpHook):
                 self.oauth_conn_id,
                 ", ".join(config.unknown_keys),
             )
+        if config.token_url_key == "token_url":
+            self.log.warning(
+                "Connection %s: extra token_url is read as auth_url. Airflow shows an extra "
+                "whose name contains 'token' as *** (in the UI, the CLI and the logs): name it "
+                "auth_url to see the URL",
+                self.oauth_conn_id,
+            )
         self._oauth_config = config
         return config
 

@@ -41,17 +41,18 @@ class OAuthHttpOperator(HttpOperator):
 
     Accepts every :class:`~airflow.providers.http.operators.http.HttpOperator` argument, with
     ``oauth_conn_id`` (an ``oauth2_client_credentials`` connection) in place of
-    ``http_conn_id``. Differences: the default ``method`` is **GET**; requests carry the
-    connection's token (``auth_type`` is not used).
+    ``http_conn_id`` (which is accepted as another name for it). Differences: the default
+    ``method`` is **GET**; requests carry the connection's token (``auth_type`` is not used).
 
-    Without ``paginate`` and ``output`` it returns what HttpOperator returns (the response
+    Without ``paginate`` and ``output_path`` it returns what HttpOperator returns (the response
     text, or ``response_filter``'s result; a list of them with ``pagination_function``). All
     pages go through one session, which is closed at the end.
 
     With ``paginate`` the records of every page (found at ``records_path``) are returned as
-    one list. With ``output`` they are streamed to object storage as JSON Lines, page by page,
-    and the return value is a summary: ``{"path", "records", "pages", "bytes", "duration_s",
-    "truncated", "retries"}``. The file appears at ``output`` only when the pull completed.
+    one list. With ``output_path`` they are streamed to object storage as JSON Lines, page by
+    page, and the return value is a summary: ``{"path", "records", "pages", "bytes",
+    "duration_s", "truncated", "retries"}``. The file appears at ``output_path`` only when the
+    pull completed.
     Asset ``outlets`` receive the summary as their event's extra.
 
     Each request is retried on its own: 429 and 503 after their Retry-After (at most
@@ -67,7 +68,9 @@ class OAuthHttpOperator(HttpOperator):
     session from the worker. The triggerer sends ``json`` but no other ``request_kwargs``;
     ``retry_args`` applies to the pages fetched in the worker.
 
-    :param oauth_conn_id: the connection to call the API with. (templated)
+    :param oauth_conn_id: the connection to call the API with. (templated) ``http_conn_id``
+        is accepted as another name for it, so that an ``HttpOperator`` task only changes its
+        class name.
     :param endpoint: path relative to the connection's host. (templated)
     :param method: HTTP method, default GET.
     :param data: query parameters for GET, the body otherwise. (templated)
@@ -76,12 +79,16 @@ class OAuthHttpOperator(HttpOperator):
         ``LinkHeaderPaginator()`` or ``CursorPaginator("next_cursor", "cursor")``.
     :param records_path: where the records are in each page's JSON body (dotted, e.g.
         ``"data"`` or ``"result.items"``); None means the body is the list. With paginate or
-        output, ``response_filter`` (if given) is called per page instead and returns the
+        output_path, ``response_filter`` (if given) is called per page instead and returns the
         page's records; ``response_check`` is called per page.
     :param max_pages: stop after this many pages (a safety bound; the summary then says
         ``truncated``). Applies to ``pagination_function`` too.
-    :param output: an ``ObjectStoragePath`` or URI (``file:///...``, ``s3://conn_id@bucket/..``)
-        to write the records to as JSON Lines. (templated when a string)
+    :param output_path: an ``ObjectStoragePath`` or URI (``file:///...``,
+        ``s3://conn_id@bucket/..``) to write the records to as JSON Lines. (templated when a
+        string) ``output`` is its former name: still accepted, with a deprecation warning.
+    :param fail_on_empty: with ``paginate`` or ``output_path``, fail the task when the pull
+        returns no record at all (default False). For scheduled pulls, where zero records
+        usually means an empty or misplaced time window rather than a quiet day.
     :param page_retries: retries of one request after its first attempt.
     :param retry_max_wait: upper bound in seconds of any wait between retries.
     :param allowed_origins: other origins (``scheme://host[:port]``) next pages may come
@@ -105,12 +112,13 @@ class OAuthHttpOperator(HttpOperator):
     def __init__(
         self,
         *,
-        oauth_conn_id: str = "oauth_cc_default",
+        oauth_conn_id: str | None = None,
         method: str = "GET",
         paginate: Paginator | None = None,
         records_path: str | None = None,
         max_pages: int | None = None,
-        output: ObjectStoragePath | str | None = None,
+        output_path: ObjectStoragePath | str | None = None,
+        fail_on_empty: bool = False,
         page_retries: int = 5,
         retry_max_wait: float = 60.0,
         allowed_origins: Sequence[str] | None = None,
@@ -118,10 +126,14 @@ class OAuthHttpOperator(HttpOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_oauthcc.argument_aliases import (
+            conn_id_from_alias,
+            output_path_from_alias,
+        )
         from airflow_provider_oauthcc.auth.egress import parse_allowed_origins
 
-        if "http_conn_id" in kwargs:
-            raise TypeError("OAuthHttpOperator takes oauth_conn_id, not http_conn_id")
+        oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
+        output_path = output_path_from_alias(output_path, kwargs)
         super().__init__(method=method, http_conn_id=oauth_conn_id, deferrable=deferrable, **kwargs)
         if paginate is not None and not isinstance(paginate, Paginator):
             raise TypeError(
@@ -136,11 +148,14 @@ class OAuthHttpOperator(HttpOperator):
             raise ValueError("page_retries and retry_max_wait must be >= 0")
         if progress_interval < 0:
             raise ValueError("progress_interval must be >= 0")
+        if fail_on_empty and paginate is None and output_path is None:
+            raise ValueError("fail_on_empty counts records: give paginate or output_path too")
         self.oauth_conn_id = oauth_conn_id
         self.paginate = paginate
         self.records_path = records_path
         self.max_pages = max_pages
-        self.output_path = output
+        self.output_path: ObjectStoragePath | str | None = output_path
+        self.fail_on_empty = fail_on_empty
         self.page_retries = page_retries
         self.retry_max_wait = retry_max_wait
         self.allowed_origins = list(parse_allowed_origins(allowed_origins))
@@ -218,6 +233,47 @@ class OAuthHttpOperator(HttpOperator):
         worst = (self.page_retries + 1) * per_attempt + self.page_retries * self.retry_max_wait
         return timedelta(seconds=worst + _DEFERRAL_MARGIN)
 
+    def _request_line(self) -> str:
+        """``GET /path?query`` as the first request is sent: an empty time window shows here."""
+        from urllib.parse import urlencode
+
+        line = f"{self.method} {self.endpoint or '/'}"
+        if self.data and self.method.upper() in ("GET", "HEAD") and isinstance(self.data, dict):
+            shown = {
+                key: "***" if _looks_secret(str(key)) else value for key, value in self.data.items()
+            }
+            line += "?" + urlencode(shown, doseq=True, safe=":*")  # readable times, masks
+        return line
+
+    def _warn_if_window_is_empty(self, context: Context) -> None:
+        """A templated window whose start equals its end asks the API for nothing.
+
+        Airflow 3's default timetable for a cron or ``@daily`` schedule gives every run
+        ``data_interval_start == data_interval_end``; Airflow 2's gave the previous day.
+        """
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or start != end:
+            return
+        rendered = f"{self.endpoint} {self.data}"
+        if str(start) in rendered or start.isoformat() in rendered:
+            self.log.warning(
+                "This run's data interval is empty (data_interval_start == data_interval_end "
+                "== %s), and the request uses it: the API is asked for an empty time window. "
+                "On Airflow 3 a cron or @daily schedule gives every run such an interval; "
+                "schedule the DAG with CronDataIntervalTimetable(...) to pull the previous "
+                "period, as on Airflow 2",
+                start,
+            )
+
+    def _fail_if_empty(self, records: int) -> None:
+        if self.fail_on_empty and records == 0:
+            from airflow_provider_oauthcc.auth.errors import EmptyPullError
+
+            raise EmptyPullError(
+                f"{self._request_line()} returned no record and fail_on_empty is set: check "
+                "the request's time window (data_interval_start/end) and records_path"
+            )
+
     def _first_request(self, hook: OAuthCCHook) -> PageRequest:
         return PageRequest(
             url=hook.url_from_endpoint(self.endpoint),
@@ -234,6 +290,7 @@ class OAuthHttpOperator(HttpOperator):
             fetcher = self._running_fetcher = self._fetcher(hook, session, first_answer)
             first = self._first_request(hook)
             self._api_url = first.url
+            self._warn_if_window_is_empty(context)
             if self.output_path is not None:
                 return self._pull_to_output(context, hook, fetcher, first)
             if self.paginate is not None:
@@ -278,7 +335,7 @@ class OAuthHttpOperator(HttpOperator):
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
     ) -> Any:
         """As HttpOperator: one response, or every response with pagination_function."""
-        self.log.info("Calling %s %s", self.method, self.endpoint or "/")
+        self.log.info("Calling %s", self._request_line())
         if self.pagination_function is None:
             return self.process_response(context=context, response=fetcher.fetch(first))
         pull = self._pages(hook, fetcher, first, _no_records)
@@ -294,7 +351,7 @@ class OAuthHttpOperator(HttpOperator):
     ) -> list[Any]:
         from airflow_provider_oauthcc.pull import Progress
 
-        self.log.info("Pulling %s %s into XCom", self.method, self.endpoint or "/")
+        self.log.info("Pulling %s into XCom", self._request_line())
         progress = Progress(self.log, self.progress_interval)
         records: list[Any] = []
         pull = self._pages(hook, fetcher, first, self._records_of(context))
@@ -302,6 +359,7 @@ class OAuthHttpOperator(HttpOperator):
             records.extend(page.records)
             progress.page(len(page.records))
         self._log_done(progress, pull, fetcher, "into XCom")
+        self._fail_if_empty(len(records))
         return records
 
     def _pull_to_output(
@@ -311,7 +369,7 @@ class OAuthHttpOperator(HttpOperator):
         from airflow_provider_oauthcc.pull import Progress
 
         target = as_storage_path(self.output_path)  # type: ignore[arg-type]
-        self.log.info("Pulling %s %s to %s", self.method, self.endpoint or "/", target)
+        self.log.info("Pulling %s to %s", self._request_line(), target)
         progress = Progress(self.log, self.progress_interval)
         self._running_writer = writer = JsonLinesWriter(target, owner=_attempt_owner(context))
         try:
@@ -332,6 +390,7 @@ class OAuthHttpOperator(HttpOperator):
             "retries": fetcher.retries,
         }
         self._log_done(progress, pull, fetcher, f"to {target}", writer.bytes)
+        self._fail_if_empty(writer.records)
         self._annotate_asset_events(context, summary)
         return summary
 
@@ -467,6 +526,14 @@ class OAuthHttpOperator(HttpOperator):
             return
         for asset in assets:
             events[asset].extra.update(summary)
+
+
+# Query parameters whose value stays out of the log line (an API key in the query, a signature).
+_SECRET_PARAM_WORDS = ("key", "token", "secret", "password", "passwd", "signature", "auth")
+
+
+def _looks_secret(param: str) -> bool:
+    return any(word in param.lower() for word in _SECRET_PARAM_WORDS)
 
 
 def _no_records(page: Page) -> list[Any]:

@@ -32,7 +32,7 @@ class OAuthHttpSensor(HttpSensor):
 
     Takes :class:`~airflow.providers.http.sensors.http.HttpSensor`'s arguments, with
     ``oauth_conn_id`` (an ``oauth2_client_credentials`` connection) in place of
-    ``http_conn_id``. Each poke sends one request with the connection's token; a status in
+    ``http_conn_id`` (accepted as another name for it). Each poke sends one request with the connection's token; a status in
     ``response_error_codes_allowlist`` (default ``["404"]``) means "not yet", another failed
     status raises ``ApiError``; without ``response_check`` any other answer ends the wait.
     With ``extra_options={"check_response": False}`` every answer goes to ``response_check``.
@@ -62,12 +62,13 @@ class OAuthHttpSensor(HttpSensor):
         self,
         *,
         endpoint: str,
-        oauth_conn_id: str = "oauth_cc_default",
+        oauth_conn_id: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         **kwargs: Any,
     ) -> None:
-        if "http_conn_id" in kwargs:
-            raise TypeError("OAuthHttpSensor takes oauth_conn_id, not http_conn_id")
+        from airflow_provider_oauthcc.argument_aliases import conn_id_from_alias
+
+        oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be >= 1")
         super().__init__(endpoint=endpoint, http_conn_id=oauth_conn_id, **kwargs)

@@ -5,7 +5,7 @@ once per fault of the local server, each ending with every record exactly once i
 Each case runs against its own ``DevServer`` (3,000 records, 30 pages of 100 over the
 ``Link`` header), so a slow request or a revoked token never spills into the next case. Faults
 that must start mid-pull are armed by a ``response_check`` that acts when page ``k`` arrives.
-The README's fault-matrix table lists these cases.
+docs/reliability.md lists these cases.
 """
 
 from __future__ import annotations

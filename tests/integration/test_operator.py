@@ -315,7 +315,6 @@ def test_asset_outlets_receive_the_summary(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"http_conn_id": "crm"}, "takes oauth_conn_id, not http_conn_id"),
         (
             {"paginate": LinkHeaderPaginator(), "pagination_function": next_page_function},
             "either paginate or pagination_function",

@@ -36,7 +36,7 @@ MIN_FRAGMENT = 16
 #: supervisor logs each message the task sends it, the values handed to the secrets masker
 #: included (``Sending request msg=MaskSecret(value=...)``; Airflow masks the connection's
 #: password this way itself). Real task runs are not affected: the supervisor logs those
-#: messages with their body omitted. README "Supported Airflow versions" says so.
+#: messages with their body omitted. docs/versions.md says so.
 AIRFLOW_30_MASK_REQUEST = re.compile(
     r"^[^\n]*\[debug\s*\] Sending request\s+msg=MaskSecret\(value=[^\n]*\n?", re.MULTILINE
 )

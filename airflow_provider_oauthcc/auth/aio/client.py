@@ -27,13 +27,12 @@ from airflow_provider_oauthcc.auth.client import (
     RetryingTokenClient,
     RetryOptions,
     TokenClient,
-    origin,
     token_form,
     token_from_answer,
 )
 from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME
 from airflow_provider_oauthcc.auth.config import ClientConfig
-from airflow_provider_oauthcc.auth.egress import proxy_for
+from airflow_provider_oauthcc.auth.egress import proxy_for, shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, attempt_deadline
 from airflow_provider_oauthcc.auth.token import Token
@@ -78,7 +77,7 @@ class AsyncTokenClient(RetryingTokenClient):
         try:
             token: Token = await retrying(self._request_once, url)
         except RetryableTokenError as exc:
-            raise exc.gave_up(self.max_attempts) from None
+            raise exc.gave_up(self.max_attempts, self.config) from None
         return token
 
     async def _request_once(self, url: str) -> Token:
@@ -119,18 +118,18 @@ class AsyncTokenClient(RetryingTokenClient):
         except aiohttp.ClientSSLError as exc:
             reason = tls_failure(exc, has_client_cert=self._client_cert is not None)
             raise TokenRequestError(
-                f"TLS handshake with the token endpoint {origin(url)} failed: {reason}"
+                f"TLS handshake with the token endpoint {shown(url)} failed: {reason}"
             ) from None
         except TimeoutError:
             raise RetryableTokenError(
                 TokenRequestError(
-                    f"token endpoint {origin(url)} did not answer within {config.timeout:g} s"
+                    f"token endpoint {shown(url)} did not answer within {config.timeout:g} s"
                 )
             ) from None
         except aiohttp.ClientError as exc:
             raise RetryableTokenError(
                 TokenRequestError(
-                    f"cannot reach the token endpoint {origin(url)} ({connection_reason(exc)})"
+                    f"cannot reach the token endpoint {shown(url)} ({connection_reason(exc)})"
                 )
             ) from None
         return token_from_answer(
