@@ -230,6 +230,9 @@ class _ConnectionSession(requests.Session):
         return settings
 
 
+FLAG_OPTIONS = frozenset({"allow_redirects", "check_response", "stream", "trust_env"})
+
+
 def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict[str, Any]:
     """What HttpHook.run_and_check reads (timeout, allow_redirects, check_response) and more."""
     options: dict[str, Any] = {"timeout": config.timeout}
@@ -237,6 +240,9 @@ def request_options(config: ClientConfig, extra_options: dict[str, Any]) -> dict
     options.update(extra_options)
     if "verify_ssl" in options:
         options.setdefault("verify", options.pop("verify_ssl"))
+    # Extras from a connection URI or the UI's JSON editor may be strings: "false" is False.
+    for key in FLAG_OPTIONS & options.keys():
+        options[key] = as_flag(key, options[key])
     return options
 
 
