@@ -35,8 +35,10 @@ VERSIONED = {
     "test_trigger_serialization.py",
     "test_trust_core.py",
     # integration
+    "test_connection_options.py",
     "test_deferrable_operator.py",
     "test_deferrable_payload_cap.py",
+    "test_deferrable_retry_after.py",
     "test_deferrable_sensor.py",
     "test_deferrable_tls_proxy.py",
     "test_deferrable_trigger.py",
