@@ -341,7 +341,11 @@ def test_a_slow_api_times_out_per_extra_options(api: DevServer) -> None:
     api.api_faults.add(delay=0.5, times=2)
     with pytest.raises(requests.exceptions.ReadTimeout):
         pull(endpoint="/v1/whoami", extra_options={"timeout": 0.1}, page_retries=1).execute({})
-    time.sleep(0.5)  # let the slow requests finish before the next test resets the counters
+    # Both slow requests answered (and counted) before the next test resets the counters.
+    deadline = time.monotonic() + 60
+    while api.stats.api_requests < 2:
+        assert time.monotonic() < deadline, f"{api.stats.api_requests} of 2 slow requests done"
+        time.sleep(0.02)
 
 
 # -- resources and logs -------------------------------------------------------------------------
