@@ -110,3 +110,11 @@ def test_the_secrets_cover_each_padding_and_alphabet() -> None:
     assert any(f.endswith("==") for f in forms)
     assert any(f.endswith("=") and not f.endswith("==") for f in forms)
     assert any("+" in f or "/" in f for f in forms) and any("-" in f or "_" in f for f in forms)
+
+
+def test_a_secret_across_the_cut_is_scrubbed_before_the_text_is_cut() -> None:
+    secret = SECRETS[0]
+    echoed = "x" * 290 + secret + " and more"
+    scrubbed = scrub(echoed, secret_forms([secret]), limit=300)
+    assert secret[:10] not in scrubbed
+    assert scrubbed == "x" * 290 + "*** and mo…"
