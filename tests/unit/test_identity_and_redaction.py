@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -118,3 +120,22 @@ def test_a_secret_across_the_cut_is_scrubbed_before_the_text_is_cut() -> None:
     scrubbed = scrub(echoed, secret_forms([secret]), limit=300)
     assert secret[:10] not in scrubbed
     assert scrubbed == "x" * 290 + "*** and mo…"
+
+
+ODD_SECRET = 'p@ss w+rd/"q\\u-9f8e7d'
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        quote(ODD_SECRET, safe=""),  # a form body, as sent
+        quote_plus(ODD_SECRET, safe=""),  # a form body, spaces as '+'
+        quote(ODD_SECRET),  # a URL path, '/' kept
+        json.dumps(ODD_SECRET)[1:-1],  # echoed inside a JSON string
+    ],
+    ids=["quote", "quote_plus", "quote-path", "json"],
+)
+def test_url_encoded_and_json_escaped_forms_are_scrubbed(form: str) -> None:
+    assert form != ODD_SECRET
+    scrubbed = scrub(f'{{"detail": "bad client_secret={form}"}}', secret_forms([ODD_SECRET]))
+    assert scrubbed == '{"detail": "bad client_secret=***"}'
