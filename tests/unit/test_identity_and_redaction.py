@@ -139,3 +139,11 @@ def test_url_encoded_and_json_escaped_forms_are_scrubbed(form: str) -> None:
     assert form != ODD_SECRET
     scrubbed = scrub(f'{{"detail": "bad client_secret={form}"}}', secret_forms([ODD_SECRET]))
     assert scrubbed == '{"detail": "bad client_secret=***"}'
+
+
+def test_a_proxy_password_is_one_of_the_secrets() -> None:
+    proxy = "http://etl:Pr0xy-pass-77@proxy.example:3128"
+    config = _config(auth_url=TOKEN_URL, proxies={"https": proxy})
+    assert "Pr0xy-pass-77" in config.secrets
+    scrubbed = scrub(f"cannot connect through {proxy}: refused", config.secret_forms)
+    assert "Pr0xy-pass-77" not in scrubbed
