@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.aio.client import AsyncTokenClient
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import MemoryTokenCache
@@ -234,3 +235,30 @@ def test_file_cache_is_shared_across_processes_loops_and_the_sync_design(tmp_pat
     assert client.fetches == 1
     assert [p.name for p in tmp_path.iterdir()]  # the token is on disk (encrypted)
     assert not any(b"tok-1" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_every_token_handed_out_is_masked_through_the_async_masker() -> None:
+    """On the event loop the token goes to Airflow's async masker, on a miss and on a hit."""
+    seen_async: list[str] = []
+    seen_sync: list[str] = []
+
+    async def amask(value: str) -> None:
+        seen_async.append(value)
+
+    client = CountingClient(latency=0)
+    cache = MemoryTokenCache()
+
+    async def main() -> list[str]:
+        fetched = await provider_with(client, cache).get_token()
+        masking.set_masker(seen_sync.append, amask)  # forgets what it masked: a hit must mask too
+        hit = await provider_with(client, cache).get_token()
+        return [fetched.access_token, hit.access_token]
+
+    masking.set_masker(seen_sync.append, amask)
+    try:
+        assert asyncio.run(main()) == ["tok-1", "tok-1"]
+    finally:
+        masking.set_masker(None)
+    assert client.fetches == 1
+    assert seen_async == ["tok-1", "tok-1"]
+    assert seen_sync == []
