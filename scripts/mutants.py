@@ -5,7 +5,7 @@ A mutant is *killed* when its tests fail, *survives* when they pass, and is *sta
 ``old`` text no longer occurs exactly once in its file (the code moved on: update the entry).
 Prints each mutant's fate and the survival rate; exits non-zero if any survived or is stale.
 
-Usage: scripts/mutants.py [--venv .venv] [--only SUBSTRING] [--list]
+Usage: scripts/mutants.py [--venv .venv] [--only SUBSTRING ...] [--list]
 """
 
 from __future__ import annotations
@@ -87,10 +87,12 @@ def fate_of(copy: Path, mutant: Mutant) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--venv", default=".venv", help="virtualenv to run the tests in")
-    parser.add_argument("--only", default="", help="only mutants whose name contains this")
+    parser.add_argument(
+        "--only", action="append", default=[], help="only mutants whose name contains this"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args(argv)
-    mutants = [m for m in load() if args.only in m.name]
+    mutants = [m for m in load() if not args.only or any(s in m.name for s in args.only)]
     if args.list:
         for mutant in mutants:
             print(f"{mutant.name}  ({mutant.file}; {', '.join(mutant.tests)})")
