@@ -14,7 +14,7 @@ lint:
 
 # Plants each defect of scripts/mutants.toml in a copy of the project and runs its tests.
 mutants:
-	@scripts/ensure-env.sh && .venv/bin/python scripts/mutants.py
+	@scripts/ensure-env.sh --floor && .venv/bin/python scripts/mutants.py
 
 env:
 	@scripts/ensure-env.sh

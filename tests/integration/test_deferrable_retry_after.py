@@ -31,7 +31,7 @@ def conn(server: DevServer) -> Iterator[str]:
 
 def run(trigger: OAuthHttpTrigger) -> dict[str, Any]:
     # Bounded so that a wait of an hour fails the test instead of hanging it.
-    event = asyncio.run(asyncio.wait_for(first_event(trigger), timeout=60))
+    event = asyncio.run(asyncio.wait_for(first_event(trigger), timeout=30))
     payload: dict[str, Any] = event.payload
     return payload
 
