@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: demo test lint env airflow airflow-celery bench clean
+.PHONY: demo test lint mutants env airflow airflow-celery bench clean
 
 demo:
 	@scripts/demo.sh
@@ -11,6 +11,10 @@ test:
 
 lint:
 	@scripts/test.sh lint
+
+# Plants each defect of scripts/mutants.toml in a copy of the project and runs its tests.
+mutants:
+	@scripts/ensure-env.sh --floor && .venv/bin/python scripts/mutants.py
 
 env:
 	@scripts/ensure-env.sh

@@ -83,9 +83,10 @@ FLOOR_VERSION=$(airflow_version .venv-2.11)
 V30_VERSION=$(airflow_version .venv-3.0)
 V31_VERSION=$(airflow_version .venv-3.1)
 wheel() { scripts/test-wheel.sh --airflow "$1"; }
-newest() { scripts/pytest.sh .venv -m "not celery and not load"; }
-floor() { scripts/pytest.sh .venv-2.11 -m "not celery and not load"; }
-versioned() { scripts/pytest.sh "$1" -m "versioned and not celery and not load"; }
+# OAUTHCC_TEST_STAGE: what the stage's environment must have (tests/support/stage.py).
+newest() { OAUTHCC_TEST_STAGE=newest scripts/pytest.sh .venv -m "not celery and not load"; }
+floor() { OAUTHCC_TEST_STAGE=floor scripts/pytest.sh .venv-2.11 -m "not celery and not load"; }
+versioned() { OAUTHCC_TEST_STAGE=${1#.venv-} scripts/pytest.sh "$1" -m "versioned and not celery and not load"; }
 
 together "wheel: Airflow $AIRFLOW_VERSION" "wheel latest" \
   "wheel: Airflow $V30_VERSION" "wheel 3.0" \

@@ -17,7 +17,9 @@ if importlib.util.find_spec("airflow") is not None:
 
 
 # Tests of version-specific code: the compat imports, the connection form, lineage, deferral
-# (triggers, sensors), object storage output, the example DAGs under `airflow dags test`.
+# (triggers, sensors), the Airflow exception family, log leak scans, object storage output,
+# the example DAGs under `airflow dags test`. tests/unit/test_versioned_files.py finds the
+# files that touch these and fails when one is missing here.
 # scripts/test.sh runs only these (marker "versioned") on the middle versions, Airflow 3.0
 # and 3.1; the whole suite runs on the newest (3.3) and the oldest (2.11).
 VERSIONED = {
@@ -26,26 +28,40 @@ VERSIONED = {
     "test_airflow_version_guard.py",
     "test_defer_timeouts.py",
     "test_dependency_floors.py",
+    "test_leak_scan_shapes.py",
     "test_legacy_connection_form.py",
     "test_output.py",
     "test_trigger_events.py",
     "test_trigger_serialization.py",
+    "test_trust_core.py",
     # integration
+    "test_connection_options.py",
     "test_deferrable_operator.py",
+    "test_deferrable_payload_cap.py",
+    "test_deferrable_retry_after.py",
     "test_deferrable_sensor.py",
+    "test_deferrable_tls_proxy.py",
     "test_deferrable_trigger.py",
+    "test_error_family.py",
     "test_operator.py",
     "test_operator_import.py",
     "test_operator_lineage.py",
     "test_operator_on_kill.py",
     "test_output_s3.py",
+    "test_pagination_origin.py",
+    "test_trigger_scale.py",  # marker "load": newest only, listed for completeness
     # e2e
     "test_airflow_cli.py",
+    "test_celery_deployment.py",  # marker "celery": newest only
     "test_connection_form.py",
     "test_connection_test_guard.py",
     "test_deferrable_dags.py",
     "test_example_dags.py",
+    "test_fail_fast_dags.py",
     "test_hook_meta.py",
+    "test_leak_scan.py",
+    "test_real_triggerer.py",  # marker "load": newest only
+    "test_sensor_reschedule.py",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from airflow_provider_oauthcc.auth import masking, metrics
@@ -32,9 +33,12 @@ class TokenPolicy:
     # expired and no longer worth hiding.
     REMEMBERED_TOKENS = 8
 
-    def __init__(self, config: ClientConfig, cache: TokenCache) -> None:
+    def __init__(
+        self, config: ClientConfig, cache: TokenCache, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self.cache = cache
+        self.clock = clock  # epoch seconds: when a token is due for refresh, or expired
         self._tokens: deque[str] = deque(maxlen=self.REMEMBERED_TOKENS)
 
     def remember(self, token: Token) -> None:
@@ -46,9 +50,8 @@ class TokenPolicy:
         handed out or rejected lately: what every server-derived text is scrubbed of."""
         return (*self._tokens, *self.config.secret_forms)
 
-    @staticmethod
-    def usable(token: Token | None) -> bool:
-        return token is not None and token.is_fresh()
+    def usable(self, token: Token | None) -> bool:
+        return token is not None and token.is_fresh(self.clock())
 
     def hand_out(self, token: Token, *, hit: bool) -> Token:
         """Every token handed to a sync caller passes here: masked before anything can log it."""
@@ -72,7 +75,7 @@ class TokenPolicy:
             "Fetched an OAuth token for client %s from %s (expires in %d s, cache %s)",
             self.config.client_id,
             shown(token_url).partition("://")[2] if token_url else "the issuer's token endpoint",
-            token.expires_in(),
+            token.expires_in(self.clock()),
             self.cache.name,  # read now: a fail-open cache says when it is bypassed
         )
         return token
@@ -81,13 +84,13 @@ class TokenPolicy:
         """The still-valid old token if there is one (an outage inside the early-refresh
         window is ridden out), else the error."""
         metrics.incr(metrics.FETCH_ERROR)
-        if stale is None or stale.expires_at <= time.time():
+        if stale is None or stale.expires_at <= self.clock():
             raise error
         log.warning(
             "Token refresh for client %s failed (%s); using the current token, valid %d s more",
             self.config.client_id,
             error,
-            stale.expires_in(),
+            stale.expires_in(self.clock()),
         )
         return stale
 
@@ -112,11 +115,12 @@ class TokenProvider:
         *,
         cache: TokenCache | None = None,
         client: TokenClient | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.cache: TokenCache = cache if cache is not None else make_token_cache(config)
         self.client = client or TokenClient(config)
-        self.policy = TokenPolicy(config, self.cache)
+        self.policy = TokenPolicy(config, self.cache, clock)
         self._key = config.cache_key
 
     def get_token(self) -> Token:

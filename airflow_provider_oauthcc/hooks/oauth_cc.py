@@ -199,6 +199,19 @@ class OAuthCCHook(HttpHook):
             session.headers.update(headers)
         return session
 
+    def run_and_check(
+        self,
+        session: requests.Session,
+        prepped_request: requests.PreparedRequest,
+        extra_options: dict[Any, Any],
+    ) -> Any:
+        # Older HTTP providers (5.3.0, our floor) hand this the caller's extra_options alone;
+        # merged_extra (get_conn, from the same call) adds the connection's options. The
+        # caller's win, and all are read as typed values ("false" is False).
+        merged = {**getattr(self, "merged_extra", {}), **(extra_options or {})}
+        options = RequestOptions.parse(self.oauth_config, merged).as_extra()
+        return super().run_and_check(session, prepped_request, options)
+
     def check_response(self, response: requests.Response) -> None:
         if response.ok:
             return

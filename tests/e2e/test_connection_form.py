@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 from airflow_provider_oauthcc.connection_fields import CONN_FIELDS
 from devserver import DevServer
 from devserver.keys import generate_private_key_pem
+from tests.support import stage
 from tests.support.airflow_api_server import ADMIN_USER, AirflowApiServer, shared_api_server
 from tests.support.chromium_browser import chromium_page
 from tests.support.connections_ui import ConnectionsUi
@@ -102,7 +103,7 @@ def api_server() -> AirflowApiServer:
 def ui_server(api_server: AirflowApiServer) -> AirflowApiServer:
     """The API server, when its UI shows this provider's form fields."""
     if FORM_FROM_HOOK_METHODS:
-        pytest.importorskip(
+        stage.importorskip(
             "wtforms",
             reason=f"Airflow {_airflow_version()} builds provider connection forms only when "
             "WTForms is installed (apache/airflow#55841; it comes with the FAB provider)",

@@ -9,6 +9,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_oauthcc.connection_fields import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from tests.support import stage
 from tests.support.airflow_api_server import AirflowApiServer, shared_api_server
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,7 @@ FORM_FROM_PROVIDER_INFO = _airflow_version() >= Version("3.2.0")
 @pytest.fixture(scope="module")
 def api_server() -> AirflowApiServer:
     if not FORM_FROM_PROVIDER_INFO:
-        pytest.importorskip(
+        stage.importorskip(
             "wtforms",
             reason=f"Airflow {_airflow_version()} builds provider connection forms only when "
             "WTForms is installed (apache/airflow#55841; it comes with the FAB provider): "

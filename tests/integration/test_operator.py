@@ -4,6 +4,7 @@ max_pages, HttpOperator-compatible XCom, templating, asset events, sessions, log
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -340,7 +341,11 @@ def test_a_slow_api_times_out_per_extra_options(api: DevServer) -> None:
     api.api_faults.add(delay=0.5, times=2)
     with pytest.raises(requests.exceptions.ReadTimeout):
         pull(endpoint="/v1/whoami", extra_options={"timeout": 0.1}, page_retries=1).execute({})
-    time.sleep(0.5)  # let the slow requests finish before the next test resets the counters
+    # Both slow requests answered (and counted) before the next test resets the counters.
+    deadline = time.monotonic() + 60
+    while api.stats.api_requests < 2:
+        assert time.monotonic() < deadline, f"{api.stats.api_requests} of 2 slow requests done"
+        time.sleep(0.02)
 
 
 # -- resources and logs -------------------------------------------------------------------------
@@ -384,6 +389,36 @@ def test_logs_show_progress_but_no_secret_token_or_body(
     assert "Page 1: 503:" in logs and "on attempt 1; retrying in" in logs
     assert SECRET not in logs and token not in logs
     assert "item-1" not in logs and "Authorization" not in logs
+
+
+@pytest.mark.parametrize("to_file", [True, False], ids=["output", "xcom"])
+@pytest.mark.parametrize(("interval", "pages_logged"), [(0, [1, 2, 3, 4, 5]), (2.5, [1, 4])])
+def test_progress_lines_follow_progress_interval(
+    interval: float,
+    pages_logged: list[int],
+    to_file: bool,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each reading of the progress clock is one second later: with 2.5 s, pages 1 and 4 are
+    logged; the default (5 s) would log page 1 only, an interval of 0 every page."""
+    import itertools
+
+    from airflow_provider_oauthcc import pull as pull_module
+
+    ticks = itertools.count(1000.0, 1.0)
+    monkeypatch.setattr(pull_module, "monotonic", lambda: next(ticks))
+    output = {"output": str(tmp_path / "items.jsonl")} if to_file else {}
+    pull(
+        endpoint="/v1/link/items",
+        data={"limit": 50},
+        paginate=LinkHeaderPaginator(),
+        progress_interval=interval,
+        **output,
+    ).execute({})
+    logs = "".join(capfd.readouterr())
+    assert [int(n) for n in re.findall(r"Page (\d+): 50 records", logs)] == pages_logged
 
 
 def test_loop_guard_stops_a_paginator_that_repeats_itself(tmp_path: Path) -> None:

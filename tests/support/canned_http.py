@@ -7,6 +7,7 @@ well-behaved authorization server never produces.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.time)  # before any canned delay
 
 
 class CannedServer:

@@ -19,8 +19,6 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from tests.support.redis_server import free_port
-
 ACCESS_KEY = "testing-moto-key"
 SECRET_KEY = "testing-moto-secret"
 REGION = "us-east-1"
@@ -70,9 +68,9 @@ def aws_conn_json(endpoint_url: str) -> str:
 @contextmanager
 def moto_s3(bucket: str = "landing", conn_id: str = "aws_moto") -> Iterator[MotoS3]:
     """A moto S3 server with ``bucket``, and the connection ``conn_id`` to it, while inside."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()  # the port it bound: no race with other processes
     endpoint_url = f"http://127.0.0.1:{port}"
     env = {
         f"AIRFLOW_CONN_{conn_id.upper()}": aws_conn_json(endpoint_url),

@@ -37,35 +37,49 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# redis-server cannot bind port 0 and report it: pick a free port, and pick again when another
+# process took it before redis-server bound it (stages of `make test` run side by side).
+START_ATTEMPTS = 5
+
+
 class RedisServer:
     def __init__(self, *, tls: DevPKI | None = None, password: str | None = None) -> None:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(INSTALL_HINT)
-        self.port = free_port()
         self.tls = tls
         self.password = password
+        self._dir = tempfile.TemporaryDirectory(prefix="oauthcc-redis-")
+        self._log = Path(self._dir.name) / "redis.log"
+        for _ in range(START_ATTEMPTS):
+            self.port = free_port()
+            self._process = self._start(executable)
+            if self._wait_until_ready():
+                return
+        self.stop()
+        raise RuntimeError(f"redis-server found no free port in {START_ATTEMPTS} attempts")
+
+    def _start(self, executable: str) -> subprocess.Popen[bytes]:
         options: list[str] = ["--port", str(self.port)]
-        if tls is not None:
+        if self.tls is not None:
             options = [
                 "--port",
                 "0",
                 "--tls-port",
                 str(self.port),
                 "--tls-cert-file",
-                str(tls.server.cert),
+                str(self.tls.server.cert),
                 "--tls-key-file",
-                str(tls.server.key),
+                str(self.tls.server.key),
                 "--tls-ca-cert-file",
-                str(tls.ca_cert),
+                str(self.tls.ca_cert),
                 "--tls-auth-clients",
                 "no",
             ]
-        if password is not None:
-            options += ["--requirepass", password]
-        self._dir = tempfile.TemporaryDirectory(prefix="oauthcc-redis-")
-        self._log = Path(self._dir.name) / "redis.log"
-        self._process = subprocess.Popen(
+        if self.password is not None:
+            options += ["--requirepass", self.password]
+        self._log.unlink(missing_ok=True)
+        return subprocess.Popen(
             [
                 executable,
                 *options,
@@ -86,7 +100,6 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        self._wait_until_ready()
 
     @property
     def url(self) -> str:
@@ -113,17 +126,23 @@ class RedisServer:
             # Without AUTH a password-protected server answers NOAUTH: it is up all the same.
             return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
-    def _wait_until_ready(self, timeout: float = 10.0) -> None:
+    def _wait_until_ready(self, timeout: float = 10.0) -> bool:
+        """True once this server answers; False if another process had taken its port. The
+        log says the server is ready before the ping: a ping alone could reach another
+        process's Redis on that port."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            log = self._log.read_text(errors="replace") if self._log.exists() else ""
             if self._process.poll() is not None:
-                log = self._log.read_text() if self._log.exists() else ""
+                if "Address already in use" in log:
+                    return False
                 raise RuntimeError(f"redis-server exited at start:\n{log[-2000:]}")
             try:
-                if self._ping():
-                    return
+                if "Ready to accept connections" in log and self._ping():
+                    return True
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout} s")
 

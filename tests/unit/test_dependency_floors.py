@@ -18,6 +18,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from tests.support import stage
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "airflow_provider_oauthcc"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -117,9 +119,24 @@ def _installed(name: str) -> str | None:
         return None
 
 
+def _group_pin(group: str, name: str) -> str | None:
+    for text in PYPROJECT["dependency-groups"][group]:
+        requirement = Requirement(text)
+        if canonicalize_name(requirement.name) == canonicalize_name(name):
+            return next(s.version for s in requirement.specifier if s.operator == "==")
+    return None
+
+
+@pytest.mark.skipif(not stage.STAGE, reason="inside `make test` only (OAUTHCC_TEST_STAGE)")
+def test_the_stage_runs_the_airflow_its_group_pins() -> None:
+    """A stage on the wrong Airflow would run the other versions' skips and miss their tests."""
+    pinned = _group_pin(stage.GROUPS[stage.STAGE], "apache-airflow")
+    assert pinned is not None
+    assert _installed("apache-airflow") == pinned
+
+
 @pytest.mark.skipif(
-    _installed("apache-airflow") != _pins().get("apache-airflow"),
-    reason="runs in the floor environment (.venv-2.11)",
+    stage.STAGE != "floor", reason="the floor stage of `make test` (OAUTHCC_TEST_STAGE=floor)"
 )
 def test_the_floor_environment_has_exactly_the_declared_minimums() -> None:
     pins = _pins()

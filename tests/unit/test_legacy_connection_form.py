@@ -10,10 +10,11 @@ import pytest
 from airflow_provider_oauthcc.airflow_compat import connection_form_style
 from airflow_provider_oauthcc.connection_fields import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
+from tests.support import stage
 
 
 def _wtforms() -> None:
-    pytest.importorskip(
+    stage.importorskip(
         "wtforms",
         reason="WTForms (the wtforms extra) is not installed: Airflow 3.2+ reads the form "
         "from provider info, not from the hook",

@@ -31,3 +31,25 @@ def test_stale_partials_of_the_target_are_removed_and_others_kept(tmp_path: Path
         ".other.jsonl.ti1-0123456789ab.partial",
         "items.jsonl",
     ]
+
+
+def test_partials_whose_names_only_end_or_start_like_ours_are_kept(tmp_path: Path) -> None:
+    """Another target whose name ends like ours (``daily.items.jsonl``), another owner whose
+    name ends like ours, and a file that only starts like one of our partials: none is ours."""
+    target = tmp_path / "items.jsonl"
+    kept = [
+        ".daily.items.jsonl.ti1-0123456789ab.partial",
+        ".items.jsonl.ti1-0123456789ab.partial.bak",
+        ".items.jsonl.run.ti1-0123456789ab.partial",
+        ".items.jsonl.ti1-0123456789abc.partial",
+        "x.items.jsonl.ti1-0123456789ab.partial",
+    ]
+    for name in kept:
+        (tmp_path / name).write_text("x")
+    ours = tmp_path / ".items.jsonl.ti1-fedcba987654.partial"
+    ours.write_text("x")
+
+    with JsonLinesWriter(f"file://{target}", owner="ti1") as writer:
+        writer.write([{"id": 1}])
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*kept, "items.jsonl"])

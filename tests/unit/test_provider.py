@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -22,11 +23,13 @@ def ok(token: str, expires_in: float = 3600) -> Canned:
     return Canned(200, body, {"Content-Type": "application/json"})
 
 
-def provider_for(server: CannedServer, **extra: object) -> TokenProvider:
+def provider_for(
+    server: CannedServer, clock: Callable[[], float] = time.time, **extra: object
+) -> TokenProvider:
     config = ClientConfig.from_connection(
         client_id="app", client_secret="pw", extra={"auth_url": f"{server.url}/token", **extra}
     )
-    return TokenProvider(config, client=TokenClient(config, max_attempts=1))
+    return TokenProvider(config, client=TokenClient(config, max_attempts=1), clock=clock)
 
 
 def test_instances_share_the_process_cache(canned: CannedServer) -> None:
@@ -60,15 +63,16 @@ def test_fifty_threads_on_a_cold_cache_make_one_request(canned: CannedServer) ->
 
 def test_short_lived_token_refreshed_early_not_on_every_call(canned: CannedServer) -> None:
     canned.add(ok("t1", expires_in=1), ok("t2", expires_in=1))
-    provider = provider_for(canned)
+    now = [time.time()]
+    provider = provider_for(canned, clock=lambda: now[0])
     first = provider.get_token()
+    now[0] = first.refresh_at - 0.01
     for _ in range(20):
         assert provider.get_token() is first
     assert len(canned.requests) == 1
-    time.sleep(max(0.0, first.refresh_at - time.time()) + 0.01)
-    second = provider.get_token()
-    assert second.access_token == "t2"
-    assert time.time() < first.expires_at  # renewed before the old one expired
+    now[0] = first.refresh_at + 0.01  # renewed before the old one expired
+    assert now[0] < first.expires_at
+    assert provider.get_token().access_token == "t2"
 
 
 def test_invalidate_compares_before_delete(canned: CannedServer) -> None:

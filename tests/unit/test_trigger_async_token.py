@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from airflow_provider_oauthcc.auth import masking
 from airflow_provider_oauthcc.auth.aio.client import AsyncTokenClient
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.cache import MemoryTokenCache
@@ -101,16 +102,30 @@ def test_unreachable_token_endpoint() -> None:
         asyncio.run(client.fetch_token())
 
 
+class Clock:
+    """Epoch seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class CountingClient:
-    """Stands in for AsyncTokenClient: each fetch takes ``latency`` s and is counted."""
+    """Stands in for AsyncTokenClient: each fetch takes ``latency`` s and is counted; its
+    tokens are stamped by ``clock`` (real time unless given)."""
 
     max_duration = 60.0
     known_token_url = None
 
-    def __init__(self, lifetime: float = 3600, latency: float = 0.05) -> None:
+    def __init__(
+        self, lifetime: float = 3600, latency: float = 0.05, clock: Clock | None = None
+    ) -> None:
         self.fetches = 0
         self.lifetime = lifetime
         self.latency = latency
+        self.clock = clock or time.time
         self.fail = False
 
     async def fetch_token(self) -> Token:
@@ -118,7 +133,7 @@ class CountingClient:
         await asyncio.sleep(self.latency)
         if self.fail:
             raise TokenRequestError("token endpoint answered HTTP 503", status=503)
-        now = time.time()
+        now = self.clock()
         return Token(f"tok-{self.fetches}", "Bearer", now + self.lifetime, now)
 
 
@@ -130,6 +145,7 @@ def provider_with(
         config,
         cache=cache if cache is not None else MemoryTokenCache(),  # type: ignore[arg-type]
         client=client,  # type: ignore[arg-type]
+        clock=client.clock,
     )
 
 
@@ -147,29 +163,40 @@ def test_concurrent_misses_in_one_loop_make_one_request() -> None:
 
 
 def test_a_token_due_for_refresh_is_replaced() -> None:
-    client = CountingClient(lifetime=0.4)  # refreshed 0.2 s before expiry
+    clock = Clock()
+    client = CountingClient(lifetime=60, latency=0, clock=clock)  # refreshed 6 s before expiry
     provider = provider_with(client)
 
     async def main() -> list[str]:
         first = await provider.get_token()
-        await asyncio.sleep(0.25)
+        clock.now += 53.9
+        still = await provider.get_token()
+        clock.now += 0.2  # 54.1 s: inside the early-refresh window
         second = await provider.get_token()
-        return [first.access_token, second.access_token]
+        return [first.access_token, still.access_token, second.access_token]
 
-    assert asyncio.run(main()) == ["tok-1", "tok-2"]
+    assert asyncio.run(main()) == ["tok-1", "tok-1", "tok-2"]
 
 
 def test_refresh_failure_rides_on_the_still_valid_token() -> None:
-    client = CountingClient(lifetime=0.6, latency=0.01)
+    clock = Clock()
+    client = CountingClient(lifetime=60, latency=0, clock=clock)
     provider = provider_with(client)
 
-    async def main() -> str:
+    async def main() -> list[str]:
         await provider.get_token()
-        await asyncio.sleep(0.35)  # inside the early-refresh window (0.3 s), not expired
+        clock.now += 55  # inside the early-refresh window (6 s), not expired
         client.fail = True
-        return (await provider.get_token()).access_token
+        riding = (await provider.get_token()).access_token
+        clock.now += 5  # expired now: nothing to ride on
+        try:
+            await provider.get_token()
+        except TokenRequestError:
+            return [riding, "failed"]
+        return [riding, "not failed"]
 
-    assert asyncio.run(main()) == "tok-1"
+    assert asyncio.run(main()) == ["tok-1", "failed"]
+    assert client.fetches == 3
 
 
 def test_fetch_failure_without_a_token_raises() -> None:
@@ -208,3 +235,30 @@ def test_file_cache_is_shared_across_processes_loops_and_the_sync_design(tmp_pat
     assert client.fetches == 1
     assert [p.name for p in tmp_path.iterdir()]  # the token is on disk (encrypted)
     assert not any(b"tok-1" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_every_token_handed_out_is_masked_through_the_async_masker() -> None:
+    """On the event loop the token goes to Airflow's async masker, on a miss and on a hit."""
+    seen_async: list[str] = []
+    seen_sync: list[str] = []
+
+    async def amask(value: str) -> None:
+        seen_async.append(value)
+
+    client = CountingClient(latency=0)
+    cache = MemoryTokenCache()
+
+    async def main() -> list[str]:
+        fetched = await provider_with(client, cache).get_token()
+        masking.set_masker(seen_sync.append, amask)  # forgets what it masked: a hit must mask too
+        hit = await provider_with(client, cache).get_token()
+        return [fetched.access_token, hit.access_token]
+
+    masking.set_masker(seen_sync.append, amask)
+    try:
+        assert asyncio.run(main()) == ["tok-1", "tok-1"]
+    finally:
+        masking.set_masker(None)
+    assert client.fetches == 1
+    assert seen_async == ["tok-1", "tok-1"]
+    assert seen_sync == []

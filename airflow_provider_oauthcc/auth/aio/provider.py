@@ -58,8 +58,10 @@ class AsyncTokenProvider:
         cache: TokenCache | None = None,
         client: AsyncTokenClient | None = None,
         lock_wait: float = DEFAULT_LOCK_WAIT,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self._clock = clock
         self._cache = cache
         self._client = client
         self._lock_wait = lock_wait
@@ -125,7 +127,7 @@ class AsyncTokenProvider:
             self._cache = make_token_cache(self.config)
         if self._client is None:
             self._client = AsyncTokenClient(self.config)
-        self._policy = TokenPolicy(self.config, self._cache)
+        self._policy = TokenPolicy(self.config, self._cache, self._clock)
         self._key = self.config.cache_key
 
     async def _cached(self, cache: TokenCache, key: str) -> Token | None:
