@@ -110,3 +110,24 @@ def test_memory_cache_invalidate_only_matching_token() -> None:
     assert cache.get("k") is b
     assert cache.invalidate("k", b) is True
     assert cache.get("k") is None
+
+
+def test_tokens_handed_out_or_rejected_are_scrubbed_from_server_text(
+    canned: CannedServer,
+) -> None:
+    """What a server may echo back in an error: the connection's secret, the token it was
+    sent, and the token it rejected (bounded: the newest few)."""
+    canned.add(ok("old-token-1234567"), ok("new-token-7654321"))
+    provider = provider_for(canned)
+    rejected = provider.get_token()
+    provider.invalidate(rejected)
+    fresh = provider.get_token()
+    assert fresh.access_token == "new-token-7654321"
+    forms = provider.secret_forms()
+    assert {"old-token-1234567", "new-token-7654321"} <= set(forms)
+    assert set(provider.config.secret_forms) <= set(forms)
+    for n in range(20):
+        provider.policy.remember(
+            Token(f"later-token-{n:08d}", "Bearer", time.time() + 60, time.time())
+        )
+    assert "old-token-1234567" not in provider.secret_forms()  # bounded
