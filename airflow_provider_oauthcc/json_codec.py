@@ -51,6 +51,12 @@ def json_lines(records: Iterable[Any]) -> tuple[bytes, int]:
         return "".join(lines).encode(), len(lines)
     dumps = orjson.dumps
     option = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+    if isinstance(records, list):
+        try:
+            parts = [dumps(record, option=option) for record in records]
+            return b"".join(parts), len(parts)
+        except TypeError:
+            pass  # some record needs the standard library: one at a time below
     parts = []
     for record in records:
         try:

@@ -83,6 +83,8 @@ class PageFetcher:
         self._page_number = 0
         self._retrying = retrying or policy.retrying(self._log_retry)
         self._environments: dict[tuple[str, str, bool], dict[str, Any]] = {}
+        # Decided once per pull: a DEBUG line per page costs its formatting even when discarded.
+        self._logs_sends = _enabled(self.log, logging.DEBUG)
 
     def fetch(self, request: PageRequest, page_number: int = 1) -> requests.Response:
         """The response for ``request``, retried as the policy allows.
@@ -120,7 +122,7 @@ class PageFetcher:
         return int(self._retrying.statistics.get("attempt_number", 1))
 
     def _send(self, request: PageRequest, foreign: bool = False) -> requests.Response:
-        options = {**self.options, **request.options}
+        options = {**self.options, **request.options} if request.options else self.options
         if foreign:
             response = self._send_foreign(request.url, self.method, options)
         else:
@@ -142,7 +144,8 @@ class PageFetcher:
         before it is sent, and one to an allowed other origin is fetched as a foreign page."""
         prepared = self.session.prepare_request(self._request(request))
         settings = self._environment(prepared.url or "", foreign=False)
-        self.log.debug("Sending %s to %s", self.method, shown(prepared.url or ""))
+        if self._logs_sends:
+            self.log.debug("Sending %s to %s", self.method, shown(prepared.url or ""))
         try:
             return self.session.send(
                 prepared,
@@ -243,6 +246,13 @@ class PageFetcher:
             state.attempt_number,
             wait,
         )
+
+
+def _enabled(log: Log, level: int) -> bool:
+    """Whether ``log`` keeps records of ``level`` (stdlib and Airflow's structlog loggers say;
+    any other logger is asked every time)."""
+    is_enabled_for = getattr(log, "isEnabledFor", None)
+    return bool(is_enabled_for(level)) if callable(is_enabled_for) else True
 
 
 # The API broke the connection after it began to answer: a retry may do better; if not, the

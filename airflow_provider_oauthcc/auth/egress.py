@@ -25,6 +25,7 @@ The rules:
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,8 +72,23 @@ class Target:
         return self.scheme == "http" and self.is_loopback and not allow_insecure_http
 
 
+# Characters two URL parsers read differently (str.isspace's white space, as re's \s).
+_UNSAFE_CHAR = re.compile(r"[\\\s\x00-\x1f\x7f]")
+# ``scheme://authority`` of an http(s) URL: urllib3 ends the authority at the first / ? # (or
+# backslash, refused anyway), so the target of a URL free of unsafe characters is its prefix's.
+_ORIGIN_PREFIX = re.compile(r"https?://[^/?#]*", re.IGNORECASE)
+
+
 def target(url: str) -> Target:
-    """Where ``url`` goes, as the transport reads it; raises UnsafeUrlError saying why not."""
+    """Where ``url`` goes, as the transport reads it; raises UnsafeUrlError saying why not.
+
+    Every URL is checked whole for unsafe characters; its host and port are then read once per
+    origin (``scheme://authority``), not once per URL: the pages of a pull differ only after it.
+    """
+    if isinstance(url, str) and _UNSAFE_CHAR.search(url) is None:
+        prefix = _ORIGIN_PREFIX.match(url)
+        if prefix is not None:
+            return _target(prefix.group())
     return _target(url)
 
 
@@ -83,9 +99,9 @@ def _target(url: str) -> Target:
 
     if not isinstance(url, str) or not url:
         raise UnsafeUrlError("is empty")
-    bad = next((c for c in url if c == "\\" or c.isspace() or ord(c) < 0x20 or c == "\x7f"), None)
-    if bad is not None:
-        what = "a backslash" if bad == "\\" else "white space or a control character"
+    unsafe = _UNSAFE_CHAR.search(url)
+    if unsafe is not None:
+        what = "a backslash" if unsafe.group() == "\\" else "white space or a control character"
         raise UnsafeUrlError(
             f"contains {what}, which URL parsers read differently: write the URL without it"
         )
@@ -115,6 +131,7 @@ def _has_path(url: str) -> bool:
     return parts.path not in (None, "", "/") or bool(parts.query) or bool(parts.fragment)
 
 
+@lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
     """``localhost`` exactly, or a loopback IP address (127.0.0.0/8, ::1, ::ffff:127.x)."""
     if not host:

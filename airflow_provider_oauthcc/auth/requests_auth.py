@@ -34,12 +34,15 @@ class BearerAuth(AuthBase):
         )
         self._local = threading.local()
         self._warned_hosts: set[str] = set()
+        # The token of the last request, reused while fresh: a pull's pages cost no cache read
+        # each. Its early refresh still happens on time, and a 401 drops it.
+        self._held: tuple[Token, str] | None = None
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if not self._allowed(request.url or ""):
             return request
-        token = self.provider.get_token()
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        token, header = self._token()
+        request.headers["Authorization"] = header
         body_position = _body_position(request)
         origin = _origin(request.url or "")
         request.register_hook(  # type: ignore[no-untyped-call]
@@ -49,6 +52,13 @@ class BearerAuth(AuthBase):
             ),
         )
         return request
+
+    def _token(self) -> tuple[Token, str]:
+        held = self._held
+        if held is None or not held[0].is_fresh():
+            token = self.provider.get_token()
+            held = self._held = (token, f"Bearer {token.access_token}")
+        return held
 
     def _allowed(self, url: str) -> bool:
         if self.egress.carries_token(url):
@@ -89,6 +99,7 @@ class BearerAuth(AuthBase):
             return response
         request = response.request.copy()
         # The rejected token is dropped either way, so the next request gets a fresh one.
+        self._drop(token)
         self.provider.invalidate(token)
         if not _rewind(request, body_position):
             response.oauthcc_not_replayed = (  # type: ignore[attr-defined]
@@ -96,11 +107,11 @@ class BearerAuth(AuthBase):
             )
             return response
         log.info("API answered 401; refreshing the OAuth token and replaying the request once")
-        fresh = self.provider.get_token()
+        _, header = self._token()
         # Free the connection before reusing it for the replay.
         _ = response.content
         response.close()
-        request.headers["Authorization"] = f"Bearer {fresh.access_token}"
+        request.headers["Authorization"] = header
         # Sent through the adapter, not the session: response hooks do not run again, so a
         # second 401 comes back to the caller instead of looping.
         connection: requests.adapters.BaseAdapter = response.connection
@@ -108,6 +119,11 @@ class BearerAuth(AuthBase):
         replay.history.append(response)
         replay.request = request
         return replay
+
+    def _drop(self, token: Token) -> None:
+        held = self._held
+        if held is not None and held[0] is token:
+            self._held = None
 
 
 def _origin(url: str) -> str:

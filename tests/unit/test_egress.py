@@ -225,3 +225,49 @@ def test_no_module_but_the_gate_parses_an_outbound_url() -> None:
             if hits:
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {sorted(hits)}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/items?page=2\\@evil.example",
+        "https://api.example.com/items?page=2 x",
+        "https://api.example.com/items?page=\x002",
+        "https://api.example.com\\@evil.example/items",
+    ],
+)
+def test_every_url_is_judged_whole_after_its_origin_was_judged(url: str) -> None:
+    """The host and port are read once per origin; the rest of each URL is still checked."""
+    policy = EgressPolicy("https://api.example.com")
+    assert policy.carries_token("https://api.example.com/items?page=1")
+    with pytest.raises(UnsafeUrlError):
+        target(url)
+    assert not policy.carries_token(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTPS://API.Example.COM:443/items?page=2#top",
+        "http://[::1]:81?page=2",
+        "http://127.0.0.1#frag",
+        "https://bücher.example/x?y=/z",
+        "https://api.example.com:8443",
+        "http:///no-host/x",
+        "https://a%2eexample.com/x",
+        "https://user@api.example.com/x",
+        "https://api.example.com:99999/x",
+    ],
+)
+def test_an_origin_read_once_is_the_origin_urllib3_reads(url: str) -> None:
+    def whole(text: str) -> egress.Target | str:
+        try:
+            return egress._target.__wrapped__(text)
+        except UnsafeUrlError as exc:
+            return str(exc)
+
+    try:
+        fast: egress.Target | str = target(url)
+    except UnsafeUrlError as exc:
+        fast = str(exc)
+    assert fast == whole(url)
