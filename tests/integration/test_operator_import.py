@@ -27,8 +27,13 @@ LIGHT = {
     "airflow_provider_oauthcc",
     "airflow_provider_oauthcc.airflow_compat",  # stdlib only; Airflow names resolve on use
     "airflow_provider_oauthcc.operators",
+    "airflow_provider_oauthcc.argument_aliases",  # http_conn_id / output: names only
+    # allowed_origins is checked at parse time by the egress gate (the standard library; urllib3
+    # is imported on use, and HttpOperator has it loaded already) and its error type
+    "airflow_provider_oauthcc.auth",
+    "airflow_provider_oauthcc.auth.egress",
+    "airflow_provider_oauthcc.auth.errors",
     "airflow_provider_oauthcc.operators.oauth_http",
-    "airflow_provider_oauthcc.origins",  # allowed_origins is checked at parse time (stdlib only)
     "airflow_provider_oauthcc.pagination",
 }
 
