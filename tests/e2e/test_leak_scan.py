@@ -56,8 +56,9 @@ from tests.support.leak_scan import (
     read_texts,
     secrets_seen_by,
 )
+from tests.support.stage import airflow_3_0_dags_test_gap
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, airflow_3_0_dags_test_gap()]
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags_examples"

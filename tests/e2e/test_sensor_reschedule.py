@@ -19,8 +19,9 @@ import pytest
 
 from devserver import DevServer
 from tests.support.connections import conn_json
+from tests.support.stage import airflow_3_0_dags_test_gap
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, airflow_3_0_dags_test_gap()]
 
 
 def _airflow_version() -> tuple[int, int]:

@@ -44,3 +44,17 @@ def importorskip(module: str, *, reason: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         pytest.fail(f"stage {STAGE} requires {module} ({reason}), and it is missing: {exc}")
+
+
+def airflow_3_0_dags_test_gap() -> pytest.MarkDecorator:
+    """Skip on Airflow 3.0.x a test that runs ``airflow dags test`` of a DAG file and scans
+    its output: there the command needs ``airflow dags reserialize`` first
+    (apache/airflow#51644), and 3.0's in-process test supervisor logs every MaskSecret value at
+    DEBUG (fixed in 3.1). The example-DAG tests run 3.0 with the reserialize step."""
+    from importlib.metadata import version
+
+    return pytest.mark.skipif(
+        version("apache-airflow").startswith("3.0."),
+        reason="Airflow 3.0's `dags test` needs `dags reserialize` first (apache/airflow#51644) "
+        "and its in-process supervisor logs MaskSecret values at DEBUG (fixed in 3.1)",
+    )
