@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_oauthcc.auth.egress import check_url, is_loopback_host, proxy_password
+from airflow_provider_oauthcc.auth.egress import check_url, proxy_password
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
 AUTH_METHODS = (
@@ -279,11 +279,6 @@ class ClientConfig:
 def as_flag(key: str, value: Any) -> bool:
     """``value`` as a boolean the way connection extras are read ("false" is False)."""
     return _bool({key: value}, key, False)
-
-
-def is_loopback(host: str | None) -> bool:
-    """``localhost`` exactly, or a loopback IP address (see :mod:`.egress`)."""
-    return is_loopback_host(host)
 
 
 def _read_credential_file(path: str) -> bytes:

@@ -35,11 +35,11 @@ from airflow_provider_oauthcc.auth.aio.transport import (
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError, OriginNotAllowedError
 from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, api_too_large
+from airflow_provider_oauthcc.auth.request_options import DEFAULT_MAX_REDIRECTS
 from airflow_provider_oauthcc.auth.token import Token
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_REDIRECTS = 30  # as requests
 # What one API answer read in an event loop may hold, decompressed, unless the caller says.
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
 
