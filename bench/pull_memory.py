@@ -38,7 +38,7 @@ TASK = textwrap.dedent(
     variant, target = sys.argv[1], sys.argv[2]
     if variant == "OAuthHttpOperator":
         from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-        from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+        from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 
         summary = OAuthHttpOperator(
             task_id="pull", oauth_conn_id="bench_oauth", endpoint=ENDPOINT,

@@ -119,7 +119,7 @@ def body_sizes(responses: list[requests.Response]) -> int:
 def oauth_jsonl(url: str, target: Path) -> int:
     from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
     from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-    from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+    from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 
     PROCESS_CACHE.clear()  # every pull pays for its token, as a new task process would
     summary = OAuthHttpOperator(

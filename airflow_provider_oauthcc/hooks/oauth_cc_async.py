@@ -33,7 +33,7 @@ from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook, api_error
 from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
-from airflow_provider_oauthcc.retry import (
+from airflow_provider_oauthcc.pull.retry import (
     IDEMPOTENT_METHODS,
     RetryableStatusError,
     RetryPolicy,

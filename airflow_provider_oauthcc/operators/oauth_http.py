@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.http.operators.http import HttpOperator
 
 from airflow_provider_oauthcc.airflow_compat import conf
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     FunctionPaginator,
     Page,
     PageRequest,
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_oauthcc.airflow_compat import Context, ObjectStoragePath
     from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
-    from airflow_provider_oauthcc.output import JsonLinesWriter
-    from airflow_provider_oauthcc.pull import PageFetcher, PagePull, Progress
+    from airflow_provider_oauthcc.pull.engine import PageFetcher, PagePull, Progress
+    from airflow_provider_oauthcc.pull.output import JsonLinesWriter
 
 
 # Beyond the trigger's own worst case: its token fetch and the triggerer picking it up.
@@ -75,7 +75,7 @@ class OAuthHttpOperator(HttpOperator):
     :param method: HTTP method, default GET.
     :param data: query parameters for GET, the body otherwise. (templated)
     :param headers: extra request headers. (templated)
-    :param paginate: a :mod:`~airflow_provider_oauthcc.pagination` paginator, e.g.
+    :param paginate: a :mod:`~airflow_provider_oauthcc.pull.pagination` paginator, e.g.
         ``LinkHeaderPaginator()`` or ``CursorPaginator("next_cursor", "cursor")``.
     :param records_path: where the records are in each page's JSON body (dotted, e.g.
         ``"data"`` or ``"result.items"``); None means the body is the list. With paginate or
@@ -191,13 +191,13 @@ class OAuthHttpOperator(HttpOperator):
         paginated_responses: list[requests.Response] | None = None,
     ) -> Any:
         """Resume with the answer the triggerer got to the first request (or its error)."""
-        from airflow_provider_oauthcc.deferred_pull import first_page_answer
+        from airflow_provider_oauthcc.pull.deferred import first_page_answer
 
         return self._run(context, first_page_answer(event, self.log))
 
     def _defer_first_request(self) -> None:
-        from airflow_provider_oauthcc.deferred_pull import first_page_trigger
-        from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS
+        from airflow_provider_oauthcc.pull.deferred import first_page_trigger
+        from airflow_provider_oauthcc.pull.retry import IDEMPOTENT_METHODS
 
         hook = self.hook
         hook.oauth_config  # noqa: B018  (a misconfigured connection fails here, not deferred)
@@ -297,7 +297,7 @@ class OAuthHttpOperator(HttpOperator):
                 return self._pull_records(context, hook, fetcher, first)
             return self._call(context, hook, fetcher, first)
         finally:
-            from airflow_provider_oauthcc.pull import close_session
+            from airflow_provider_oauthcc.pull.engine import close_session
 
             self._running_fetcher = None
             close_session(session)
@@ -318,12 +318,12 @@ class OAuthHttpOperator(HttpOperator):
         published output path when there is one (never the temporary file)."""
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from airflow_provider_oauthcc.lineage import api_dataset, storage_dataset
+        from airflow_provider_oauthcc.pull.lineage import api_dataset, storage_dataset
 
         url = self._api_url or self.hook.url_from_endpoint(self.endpoint)
         outputs = []
         if self.output_path is not None:
-            from airflow_provider_oauthcc.output import as_storage_path
+            from airflow_provider_oauthcc.pull.output import as_storage_path
 
             outputs.append(storage_dataset(as_storage_path(self.output_path)))
         return OperatorLineage(inputs=[api_dataset(url)], outputs=outputs)
@@ -349,7 +349,7 @@ class OAuthHttpOperator(HttpOperator):
     def _pull_records(
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
     ) -> list[Any]:
-        from airflow_provider_oauthcc.pull import Progress
+        from airflow_provider_oauthcc.pull.engine import Progress
 
         self.log.info("Pulling %s into XCom", self._request_line())
         progress = Progress(self.log, self.progress_interval)
@@ -365,8 +365,8 @@ class OAuthHttpOperator(HttpOperator):
     def _pull_to_output(
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
     ) -> dict[str, Any]:
-        from airflow_provider_oauthcc.output import JsonLinesWriter, as_storage_path
-        from airflow_provider_oauthcc.pull import Progress
+        from airflow_provider_oauthcc.pull.engine import Progress
+        from airflow_provider_oauthcc.pull.output import JsonLinesWriter, as_storage_path
 
         target = as_storage_path(self.output_path)  # type: ignore[arg-type]
         self.log.info("Pulling %s to %s", self._request_line(), target)
@@ -401,7 +401,7 @@ class OAuthHttpOperator(HttpOperator):
         first: PageRequest,
         records_of: Callable[[Page], list[Any]],
     ) -> PagePull:
-        from airflow_provider_oauthcc.pull import PagePull
+        from airflow_provider_oauthcc.pull.engine import PagePull
 
         paginator = self.paginate
         if paginator is None and self.pagination_function is not None:
@@ -417,8 +417,12 @@ class OAuthHttpOperator(HttpOperator):
         first_answer: requests.Response | None = None,
     ) -> PageFetcher:
         from airflow_provider_oauthcc.auth.egress import EgressPolicy
-        from airflow_provider_oauthcc.pull import PageFetcher
-        from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS, RetryPolicy, user_retrying
+        from airflow_provider_oauthcc.pull.engine import PageFetcher
+        from airflow_provider_oauthcc.pull.retry import (
+            IDEMPOTENT_METHODS,
+            RetryPolicy,
+            user_retrying,
+        )
 
         policy = RetryPolicy(
             retries=self.page_retries,
@@ -444,7 +448,7 @@ class OAuthHttpOperator(HttpOperator):
             "log": self.log,
         }
         if first_answer is not None:
-            from airflow_provider_oauthcc.deferred_pull import AnsweredFirstPage
+            from airflow_provider_oauthcc.pull.deferred import AnsweredFirstPage
 
             return AnsweredFirstPage(session, first=first_answer, **settings)
         return PageFetcher(session, **settings)
@@ -498,7 +502,7 @@ class OAuthHttpOperator(HttpOperator):
         where: str,
         written: int | None = None,
     ) -> None:
-        from airflow_provider_oauthcc.pull import human_size
+        from airflow_provider_oauthcc.pull.engine import human_size
 
         size = f" ({human_size(written)})" if written is not None else ""
         retries = f", {fetcher.retries} retried requests" if fetcher.retries else ""

@@ -22,7 +22,7 @@ import requests
 from airflow_provider_oauthcc.airflow_compat import BaseTrigger, TriggerEvent
 from airflow_provider_oauthcc.hooks.oauth_cc import api_error
 from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
-from airflow_provider_oauthcc.retry import IDEMPOTENT_METHODS
+from airflow_provider_oauthcc.pull.retry import IDEMPOTENT_METHODS
 from airflow_provider_oauthcc.triggers import events
 
 

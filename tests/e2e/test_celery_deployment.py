@@ -65,7 +65,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     CursorPaginator,
     NextUrlPaginator,
     OffsetPaginator,

@@ -19,7 +19,7 @@ from airflow_provider_oauthcc.auth.errors import (
     TokenRequestError,
 )
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     CursorPaginator,
     LinkHeaderPaginator,
     NextUrlPaginator,

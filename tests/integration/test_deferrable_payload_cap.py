@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_oauthcc.deferred_pull import first_page_answer
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import PageNumberPaginator
+from airflow_provider_oauthcc.pull.deferred import first_page_answer
+from airflow_provider_oauthcc.pull.pagination import PageNumberPaginator
 from airflow_provider_oauthcc.triggers import events
 from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpTrigger
 from devserver import DevServer

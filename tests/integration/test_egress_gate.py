@@ -34,7 +34,7 @@ from airflow_provider_oauthcc.auth.errors import (
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
 from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import NextUrlPaginator
+from airflow_provider_oauthcc.pull.pagination import NextUrlPaginator
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 from airflow_provider_oauthcc.triggers import events
 from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpSensorTrigger, OAuthHttpTrigger

@@ -34,7 +34,7 @@ from airflow_provider_oauthcc.auth.errors import (
 )
 from airflow_provider_oauthcc.auth.token import parse_token_response
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 from devserver import DevServer
 from tests.support.connections import airflow_conn, conn_json

@@ -28,7 +28,7 @@ from airflow_provider_oauthcc.auth.errors import (
     TokenRequestError,
 )
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from devserver import DevServer, Fault
 from tests.support.connections import conn_json
 

@@ -17,7 +17,7 @@ from airflow.providers.http.operators.http import HttpOperator
 
 from airflow_provider_oauthcc.auth.errors import ApiError
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     CursorPaginator,
     LinkHeaderPaginator,
     NextUrlPaginator,
@@ -405,7 +405,7 @@ def test_progress_lines_follow_progress_interval(
     logged; the default (5 s) would log page 1 only, an interval of 0 every page."""
     import itertools
 
-    from airflow_provider_oauthcc import pull as pull_module
+    from airflow_provider_oauthcc.pull import engine as pull_module
 
     ticks = itertools.count(1000.0, 1.0)
     monkeypatch.setattr(pull_module, "monotonic", lambda: next(ticks))
@@ -422,7 +422,7 @@ def test_progress_lines_follow_progress_interval(
 
 
 def test_loop_guard_stops_a_paginator_that_repeats_itself(tmp_path: Path) -> None:
-    from airflow_provider_oauthcc.pull import PaginationLoopError
+    from airflow_provider_oauthcc.pull.engine import PaginationLoopError
 
     stuck = CursorPaginator(cursor_path="data.0.name", cursor_param="ignored")
     with pytest.raises(PaginationLoopError, match="page 2 again"):

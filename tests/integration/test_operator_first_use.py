@@ -15,7 +15,7 @@ from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_oauthcc.auth.errors import EmptyPullError
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from devserver import DevServer
 
 from .conftest import API_SECRET, api_connection

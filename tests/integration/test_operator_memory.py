@@ -27,7 +27,7 @@ TASK = textwrap.dedent(
     """
     import json, resource, sys
     from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-    from airflow_provider_oauthcc.pagination import CursorPaginator
+    from airflow_provider_oauthcc.pull.pagination import CursorPaginator
 
     summary = OAuthHttpOperator(
         task_id="pull",

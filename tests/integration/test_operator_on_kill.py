@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.output import OutputAborted
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
-from airflow_provider_oauthcc.pull import PullStopped
+from airflow_provider_oauthcc.pull.engine import PullStopped
+from airflow_provider_oauthcc.pull.output import OutputAborted
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from devserver import DevServer
 from tests.support.threads import allow_execute_on_this_thread
 

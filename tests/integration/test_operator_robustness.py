@@ -14,7 +14,7 @@ import requests
 
 from airflow_provider_oauthcc.auth.errors import ApiError
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from devserver import DevServer
 from tests.support.connections import conn_json
 

@@ -20,8 +20,8 @@ import requests
 
 from airflow_provider_oauthcc.auth.errors import ApiError
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator, _attempt_owner
-from airflow_provider_oauthcc.output import OutputAborted
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pull.output import OutputAborted
+from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from devserver import DevServer
 from tests.support.moto_s3 import MotoS3, moto_s3
 from tests.support.threads import allow_execute_on_this_thread

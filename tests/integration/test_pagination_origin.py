@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_oauthcc.auth.errors import OriginNotAllowedError
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     LinkHeaderPaginator,
     NextUrlPaginator,
     Page,

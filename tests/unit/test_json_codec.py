@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_oauthcc import json_codec
-from airflow_provider_oauthcc.pagination import Page, PageRequest
+from airflow_provider_oauthcc.pull import json_codec
+from airflow_provider_oauthcc.pull.pagination import Page, PageRequest
 
 RECORDS: list[Any] = [
     {"id": 1, "name": "é ü 中文 🙂", "amount": 12.5, "tags": ["a", None], "ok": True},

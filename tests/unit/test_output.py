@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_oauthcc.output import JsonLinesWriter, as_storage_path
+from airflow_provider_oauthcc.pull.output import JsonLinesWriter, as_storage_path
 
 
 def hidden_partials(folder: Path) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_oauthcc.output import JsonLinesWriter
+from airflow_provider_oauthcc.pull.output import JsonLinesWriter
 
 
 def test_stale_partials_of_the_target_are_removed_and_others_kept(tmp_path: Path) -> None:

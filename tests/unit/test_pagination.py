@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_oauthcc.pagination import (
+from airflow_provider_oauthcc.pull.pagination import (
     CursorPaginator,
     FunctionPaginator,
     LinkHeaderPaginator,

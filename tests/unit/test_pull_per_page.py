@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_oauthcc import pull
-from airflow_provider_oauthcc.pagination import PageRequest
-from airflow_provider_oauthcc.pull import PageFetcher
-from airflow_provider_oauthcc.retry import RetryPolicy
+from airflow_provider_oauthcc.pull import engine as pull
+from airflow_provider_oauthcc.pull.engine import PageFetcher
+from airflow_provider_oauthcc.pull.pagination import PageRequest
+from airflow_provider_oauthcc.pull.retry import RetryPolicy
 from tests.support.canned_http import Canned, CannedServer
 
 

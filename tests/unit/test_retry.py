@@ -7,7 +7,7 @@ import email.utils
 import pytest
 import requests
 
-from airflow_provider_oauthcc.retry import RetryPolicy, retry_after_seconds
+from airflow_provider_oauthcc.pull.retry import RetryPolicy, retry_after_seconds
 
 
 def response_with(**headers: str) -> requests.Response:

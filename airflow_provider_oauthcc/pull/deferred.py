@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import requests
 
-from airflow_provider_oauthcc.pagination import PageRequest
-from airflow_provider_oauthcc.pull import PageFetcher
+from airflow_provider_oauthcc.pull.engine import PageFetcher
+from airflow_provider_oauthcc.pull.pagination import PageRequest
 from airflow_provider_oauthcc.triggers import events
 from airflow_provider_oauthcc.triggers.oauth_http import OAuthHttpTrigger
 

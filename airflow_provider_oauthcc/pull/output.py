@@ -100,7 +100,7 @@ class JsonLinesWriter:
 
     def write(self, records: Iterable[Any]) -> int:
         """Append records, one JSON document per line; returns the bytes written."""
-        from airflow_provider_oauthcc.json_codec import json_lines
+        from airflow_provider_oauthcc.pull.json_codec import json_lines
 
         file = self._file
         if file is None:

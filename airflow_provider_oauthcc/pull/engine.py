@@ -20,8 +20,8 @@ import tenacity
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown, target
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError, OriginNotAllowedError
 from airflow_provider_oauthcc.auth.gated_session import AllowedOriginRedirect
-from airflow_provider_oauthcc.pagination import Page, PageRequest, Paginator
-from airflow_provider_oauthcc.retry import (
+from airflow_provider_oauthcc.pull.pagination import Page, PageRequest, Paginator
+from airflow_provider_oauthcc.pull.retry import (
     RetryableStatusError,
     RetryPolicy,
     describe_failure,
