@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException, PokeR
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 
 OUTPUT_ROOT = os.environ.get("OAUTHCC_EXAMPLE_OUTPUT", "file:///tmp/oauthcc-example").rstrip("/")

@@ -18,7 +18,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, task  # airflow.sdk on 3.x; 2.11 too
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pull.pagination import (
+from airflow_provider_oauthcc.pagination import (
     CursorPaginator,
     NextUrlPaginator,
     OffsetPaginator,

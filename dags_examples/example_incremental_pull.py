@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath, P
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
+from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 
 OUTPUT_ROOT = os.environ.get("OAUTHCC_EXAMPLE_OUTPUT", "file:///tmp/oauthcc-example").rstrip("/")
 # By URI only: Airflow 2.x's Dataset has no name (on 3.x the name is the URI).

@@ -15,7 +15,7 @@ PROBE = textwrap.dedent(
     import airflow.providers.http.operators.http
     before = set(sys.modules)
     from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-    from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
+    from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
     OAuthHttpOperator(
         task_id="t", oauth_conn_id="c", endpoint="/x", paginate=LinkHeaderPaginator(),
         output="file:///tmp/{{ ds }}.jsonl",
@@ -34,6 +34,8 @@ LIGHT = {
     "airflow_provider_oauthcc.auth.egress",
     "airflow_provider_oauthcc.auth.errors",
     "airflow_provider_oauthcc.operators.oauth_http",
+    "airflow_provider_oauthcc.pagination",  # the public path of the paginators
+    "airflow_provider_oauthcc.pull",  # a docstring
     "airflow_provider_oauthcc.pull.pagination",
 }
 
