@@ -23,7 +23,8 @@ class AsyncPull:
     ``.number``); ``async for record in pull.records()`` the records. Iterated once. Use it as
     an async context manager (``async with``) so that a pull left early closes at once.
 
-    Attributes: ``pages``, ``records_count``, ``retries``, ``truncated``, ``completed``.
+    Attributes: ``pages``, ``records_count``, ``retries``, ``truncated``, ``completed``,
+    ``closed``.
     """
 
     def __init__(
@@ -56,6 +57,8 @@ class AsyncPull:
         self.records_count = 0
         self.truncated = False
         self.completed = False
+        #: The pull ended or was closed: no further page is sent.
+        self.closed = False
         self._walker: AsyncIterator[Page] | None = None
 
     @property
@@ -107,6 +110,7 @@ class AsyncPull:
                 yield record
 
     async def aclose_session(self) -> None:
+        self.closed = True
         close, self._close = self._close, None
         if close is not None:
             await close()

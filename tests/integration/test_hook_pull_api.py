@@ -151,6 +151,57 @@ def test_async_paginate_yields_every_record_once_through_429_and_503(
     assert api.stats.api_requests_by_status[200] == pull.pages
 
 
+def test_async_pull_left_early_closes_the_session_it_opened(api: DevServer, conn: str) -> None:
+    hook = OAuthCCAsyncHook(oauth_conn_id=conn)
+    opened: list[Any] = []
+
+    async def first_page_only() -> Any:
+        session = await hook.session()
+        opened.append(session)
+        async with hook.paginate(
+            session, "/v1/link/items", paginator=LinkHeaderPaginator(), data={"limit": LIMIT}
+        ) as pull:
+            async for page in pull:
+                assert page.number == 1
+                break
+        assert not session.closed, "a session the caller passed is the caller's to close"
+        await session.close()
+
+        session_of = hook.session
+
+        async def recorded(extra_options: Any = None) -> Any:
+            opened.append(await session_of(extra_options))
+            return opened[-1]
+
+        hook.session = recorded  # type: ignore[method-assign]
+        own = hook.paginate(None, "/v1/link/items", paginator=LinkHeaderPaginator())
+        async with own:
+            async for _ in own:
+                break
+        return own
+
+    own = asyncio.run(first_page_only())
+    assert own.closed and not own.completed
+    assert len(opened) == 2 and opened[1].closed, "the session the pull opened is still open"
+    assert api.stats.api_requests == 2
+
+
+def test_async_next_page_on_another_origin_stops_the_pull(api: DevServer, conn: str) -> None:
+    class Elsewhere(Paginator):
+        def next_request(self, page: Page) -> PageRequest | None:
+            return page.request.follow("http://127.0.0.2:9/v1/items")
+
+    async def pull_all() -> None:
+        hook = OAuthCCAsyncHook(oauth_conn_id=conn)
+        async with hook.paginate(None, "/v1/link/items", paginator=Elsewhere()) as pull:
+            async for _ in pull:
+                pass
+
+    with pytest.raises(OriginNotAllowedError):
+        asyncio.run(pull_all())
+    assert api.stats.api_requests == 1
+
+
 def test_pages_carry_number_body_response_and_records(api: DevServer, conn: str) -> None:
     pull = OAuthCCHook(oauth_conn_id=conn).paginate(
         "/v1/next/items", paginator=NextUrlPaginator(), records_path="data", data={"limit": LIMIT}
