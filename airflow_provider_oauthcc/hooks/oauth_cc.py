@@ -400,10 +400,12 @@ class OAuthCCHook(HttpHook):
 
         target = as_storage_path(output_path)
         if response_format != "json":
-            if paginator is not None or records_path is not None or response_filter is not None:
+            paging = (paginator, records_path, response_filter, max_pages)
+            if any(option is not None for option in paging):
                 raise ValueError(
                     f"response_format={response_format!r} streams one answer as it is: "
-                    "paginator, records_path and response_filter apply to JSON pages only"
+                    "paginator, records_path, response_filter and max_pages apply to JSON "
+                    "pages only"
                 )
             return self._stream_to(
                 target,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -324,6 +325,39 @@ def test_pull_to_refuses_pagination_options_for_a_streamed_answer(conn: str) -> 
         )
     with pytest.raises(ValueError, match="decompress"):
         OAuthCCHook(oauth_conn_id=conn).pull_to("file:///tmp/x.jsonl", "/v1/items", decompress=True)
+
+
+def test_pull_to_hands_a_streamed_format_to_the_stream_writer(
+    api: DevServer, conn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The seam to ``pull.stream``: its writer gets the pull's fetcher (retries, egress), the
+    first request, the target and the options, and its summary comes back as it is."""
+    import types
+
+    from airflow_provider_oauthcc.pull.engine import PageFetcher
+
+    calls: list[dict[str, Any]] = []
+
+    def stream_to_storage(fetcher: Any, request: Any, target: Any, **options: Any) -> Any:
+        response = fetcher.fetch(request)  # through the pull's retries: the 503 below
+        calls.append({"fetcher": fetcher, "request": request, "target": target, **options})
+        return {"path": str(target), "bytes": len(response.content)}
+
+    stream = types.ModuleType("airflow_provider_oauthcc.pull.stream")
+    stream.stream_to_storage = stream_to_storage  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "airflow_provider_oauthcc.pull.stream", stream)
+    api.api_faults.add(status=503, retry_after=0)
+    target = f"file://{tmp_path / 'export.ndjson'}"
+    summary = OAuthCCHook(oauth_conn_id=conn).pull_to(
+        target, "/v1/link/items", response_format="ndjson", decompress=True, owner="o1"
+    )
+    [call] = calls
+    assert isinstance(call["fetcher"], PageFetcher) and call["fetcher"].retries == 1
+    assert call["request"].url == f"{api.api_url}/v1/link/items"
+    assert str(call["target"]) == target == summary["path"]
+    assert call["response_format"] == "ndjson" and call["decompress"] is True
+    assert call["owner"] == "o1" and call["progress_interval"] == 5.0
+    assert summary["bytes"] > 0
 
 
 # -- run() -------------------------------------------------------------------------------------
