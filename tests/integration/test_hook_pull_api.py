@@ -152,6 +152,26 @@ def test_async_paginate_yields_every_record_once_through_429_and_503(
     assert api.stats.api_requests_by_status[200] == pull.pages
 
 
+def test_answers_cut_off_mid_body_are_retried_sync_and_async(api: DevServer, conn: str) -> None:
+    api.api_faults.add(reset=True, every=3)
+    hook = OAuthCCHook(oauth_conn_id=conn)
+    pull = hook.paginate("/v1/link/items", paginator=LinkHeaderPaginator(), data={"limit": LIMIT})
+    assert [record["id"] for record in pull.records()] == list(range(1, RECORDS + 1))
+    assert pull.retries >= 2
+
+    async def pull_all() -> list[int]:
+        async_hook = OAuthCCAsyncHook(oauth_conn_id=conn)
+        first = {"limit": LIMIT}
+        async with async_hook.paginate(
+            None, "/v1/link/items", paginator=LinkHeaderPaginator(), data=first
+        ) as again:
+            ids = [record["id"] async for record in again.records()]
+        assert again.retries >= 2
+        return ids
+
+    assert asyncio.run(pull_all()) == list(range(1, RECORDS + 1))
+
+
 def test_async_pull_left_early_closes_the_session_it_opened(api: DevServer, conn: str) -> None:
     hook = OAuthCCAsyncHook(oauth_conn_id=conn)
     opened: list[Any] = []
@@ -253,6 +273,33 @@ def test_a_next_page_on_another_origin_stops_the_pull(api: DevServer, conn: str)
         list(pull)
     assert api.stats.api_requests == 1
     assert pull.fetcher.closed
+
+
+def test_an_allowed_origin_gets_the_page_url_only(api: DevServer, conn: str) -> None:
+    from tests.support.canned_http import Canned, CannedServer
+
+    elsewhere = CannedServer()
+    try:
+        elsewhere.add(Canned(200, json.dumps([{"id": 999}]), {"Content-Type": "application/json"}))
+
+        class ThenElsewhere(Paginator):
+            def next_request(self, page: Page) -> PageRequest | None:
+                return page.request.follow(f"{elsewhere.url}/part-2") if page.number == 1 else None
+
+        pull = OAuthCCHook(oauth_conn_id=conn).paginate(
+            "/v1/link/items",
+            paginator=ThenElsewhere(),
+            data={"limit": 2},
+            headers={"X-Task": "task-header-4471"},
+            allowed_origins=[elsewhere.url],
+        )
+        assert [record["id"] for record in pull.records()] == [1, 2, 999]
+        [seen] = elsewhere.requests
+        headers = {k.lower(): v for k, v in seen.headers.items()}
+        assert "authorization" not in headers and "x-task" not in headers
+        assert api.stats.api_captures[0].headers.get("X-Task") == "task-header-4471"
+    finally:
+        elsewhere.close()
 
 
 def test_progress_and_summary_lines(
