@@ -91,6 +91,9 @@ class OAuthHttpOperator(HttpOperator):
         usually means an empty or misplaced time window rather than a quiet day.
     :param page_retries: retries of one request after its first attempt.
     :param retry_max_wait: upper bound in seconds of any wait between retries.
+    :param retry_args: (HttpOperator's) tenacity arguments used per request instead of
+        ``page_retries``; merged with the provider's rules: a 429/503 still waits its
+        ``Retry-After`` (at most ``retry_max_wait``), a refused credential is never retried.
     :param allowed_origins: other origins (``scheme://host[:port]``) next pages may come
         from, e.g. a CDN serving export parts. By default a next page on another origin than
         the connection's host stops the pull before anything is sent there. An allowed origin
