@@ -45,6 +45,7 @@ VERSIONED = {
     "test_deferrable_trigger.py",
     "test_egress_gate.py",
     "test_error_family.py",
+    "test_hook_pull_api.py",  # output (ObjectStoragePath) and the async hook's connection
     "test_operator.py",
     "test_operator_first_use.py",
     "test_operator_import.py",

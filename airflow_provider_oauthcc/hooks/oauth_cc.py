@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -13,7 +13,7 @@ from airflow_provider_oauthcc.airflow_compat import amask_secret, mask_secret
 from airflow_provider_oauthcc.auth import deployment, masking, metrics
 from airflow_provider_oauthcc.auth.client import TokenClient
 from airflow_provider_oauthcc.auth.config import ClientConfig
-from airflow_provider_oauthcc.auth.egress import EgressPolicy
+from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.gated_session import GatedSession
 from airflow_provider_oauthcc.auth.provider import TokenProvider
@@ -22,6 +22,12 @@ from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
 from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
+
+if TYPE_CHECKING:
+    from airflow_provider_oauthcc.airflow_compat import ObjectStoragePath
+    from airflow_provider_oauthcc.pull.engine import PageFetcher
+    from airflow_provider_oauthcc.pull.pages import Pull
+    from airflow_provider_oauthcc.pull.pagination import PageRequest, Paginator
 
 
 class _AirflowStats:
@@ -212,6 +218,314 @@ class OAuthCCHook(HttpHook):
         options = RequestOptions.parse(self.oauth_config, merged).as_extra()
         return super().run_and_check(session, prepped_request, options)
 
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        *,
+        retries: int | None = None,
+        retry_max_wait: float = 60.0,
+        retry_args: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> Any:
+        """Send one request, as ``HttpHook.run`` does.
+
+        With ``retries`` (retries after the first attempt) or ``retry_args`` (tenacity
+        arguments, as ``run_with_advanced_retry`` takes), the request is retried the way the
+        operator retries a page: 429 and 503 after their ``Retry-After`` (at most
+        ``retry_max_wait`` s), other 5xx and lost connections with exponential backoff (a
+        non-idempotent method only when the server did not act on it); a refused credential is
+        never retried. Without either, it is ``HttpHook.run`` exactly.
+        """
+        if retries is None and retry_args is None:
+            return super().run(endpoint, data, headers, extra_options, **request_kwargs)
+        from airflow_provider_oauthcc.pull.engine import close_session
+        from airflow_provider_oauthcc.pull.fetching import page_fetcher, pull_egress
+        from airflow_provider_oauthcc.pull.pagination import PageRequest
+
+        session = self.get_conn(headers, extra_options)
+        try:
+            request = PageRequest(
+                url=self.url_from_endpoint(endpoint),
+                data=data,
+                headers=dict(headers or {}),
+                data_in_query=self.method.upper() in ("GET", "HEAD"),
+            )
+            fetcher = page_fetcher(
+                session,
+                method=self.method,
+                options=self.merged_extra,
+                check_response=self.check_response,
+                egress=pull_egress(
+                    self.base_url,
+                    request.url,
+                    allow_insecure_http=self.oauth_config.allow_insecure_http,
+                ),
+                retries=5 if retries is None else retries,
+                retry_max_wait=retry_max_wait,
+                retry_args=retry_args,
+                request_kwargs=request_kwargs,
+                log=self.log,
+            )
+            return fetcher.fetch(request)
+        finally:
+            close_session(session)  # the body is read: nothing needs the session any more
+
+    def run_with_advanced_retry(
+        self, _retry_args: dict[Any, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        """``HttpHook.run_with_advanced_retry``: ``run`` retried as ``_retry_args`` (tenacity
+        arguments) say, except that after a 429 or 503 with a ``Retry-After`` the wait is at
+        least that long (at most 60 s), and a refused credential is never retried."""
+        from airflow_provider_oauthcc.pull.retry import user_retrying
+
+        self._retry_obj = user_retrying(_retry_args)
+        return self._retry_obj(self.run, *args, **kwargs)
+
+    def paginate(
+        self,
+        endpoint: str | None = None,
+        *,
+        paginator: Paginator | None = None,
+        records_path: str | None = None,
+        method: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+        max_pages: int | None = None,
+        retries: int = 5,
+        retry_max_wait: float = 60.0,
+        retry_args: dict[str, Any] | None = None,
+        allowed_origins: Sequence[str] = (),
+        response_filter: Callable[[requests.Response], list[Any]] | None = None,
+        progress_interval: float = 5.0,
+    ) -> Pull:
+        """The pages of ``endpoint``, fetched one at a time through one session as the
+        returned :class:`~airflow_provider_oauthcc.pull.pages.Pull` is iterated.
+
+        ``for page in hook.paginate(...)`` yields pages (``.records``, ``.body``,
+        ``.response``, ``.number``); ``hook.paginate(...).records()`` yields the records. The
+        rules are the operator's: each request retried on its own (``retries``,
+        ``retry_max_wait``, ``retry_args``), next pages only on the API's origin unless in
+        ``allowed_origins`` (which get the URL only), at most ``max_pages`` pages (then
+        ``pull.truncated``), a progress line every ``progress_interval`` s and a summary. The
+        session is closed when the iteration ends or is left; iterate the pull, or use it as a
+        context manager.
+
+        :param paginator: how to get the next page (``LinkHeaderPaginator()``, ...); None: one
+            page.
+        :param records_path: where a page's records are in its JSON body (dotted); None: the
+            body is the list. ``response_filter(response)`` returns them instead, if given.
+        :param method: HTTP method (default: the hook's). ``data`` is the query for GET, the
+            body otherwise, as in ``run``; ``headers`` and ``request_kwargs`` go with every
+            request to the API, ``extra_options`` as in ``run``.
+        """
+        from airflow_provider_oauthcc.pull.engine import PagePull, close_session
+        from airflow_provider_oauthcc.pull.pages import Pull
+        from airflow_provider_oauthcc.pull.records import records_in
+
+        if paginator is not None and not isinstance(paginator, _paginator_class()):
+            raise TypeError(
+                "paginator must be a paginator such as LinkHeaderPaginator() or "
+                f"CursorPaginator(...), got {type(paginator).__name__}"
+            )
+        method = (method or self.method).upper()
+        session = self.get_conn(extra_options=extra_options)
+        try:
+            fetcher, first = self._pull_fetcher(
+                session,
+                endpoint,
+                method=method,
+                data=data,
+                headers=headers,
+                request_kwargs=request_kwargs,
+                retries=retries,
+                retry_max_wait=retry_max_wait,
+                retry_args=retry_args,
+                allowed_origins=allowed_origins,
+            )
+            pages = PagePull(
+                fetcher,
+                first,
+                paginator,
+                records_in(records_path, response_filter),
+                max_pages=max_pages,
+            )
+            pull = Pull(pages, log=self.log, progress_interval=progress_interval)
+        except BaseException:
+            close_session(session)
+            raise
+        self.log.info("Pulling %s %s from %s", method, _path_of(endpoint), shown(first.url))
+        return pull
+
+    def pull_to(
+        self,
+        output_path: ObjectStoragePath | str,
+        endpoint: str | None = None,
+        *,
+        paginator: Paginator | None = None,
+        records_path: str | None = None,
+        method: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, str] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+        max_pages: int | None = None,
+        retries: int = 5,
+        retry_max_wait: float = 60.0,
+        retry_args: dict[str, Any] | None = None,
+        allowed_origins: Sequence[str] = (),
+        response_filter: Callable[[requests.Response], list[Any]] | None = None,
+        response_format: str = "json",
+        decompress: bool | None = None,
+        owner: str | None = None,
+        progress_interval: float = 5.0,
+    ) -> dict[str, Any]:
+        """Pull ``endpoint`` (see ``paginate``) into ``output_path`` (an
+        ``ObjectStoragePath`` or URI: ``file:///...``, ``s3://conn_id@bucket/...``) and return
+        the operator's summary: ``{"path", "records", "pages", "bytes", "duration_s",
+        "truncated", "retries"}``.
+
+        With ``response_format="json"`` the records of every page are written as JSON Lines.
+        Other formats stream one answer's body as it arrives (``decompress`` a gzip answer or
+        keep it compressed). Either way the file appears at ``output_path`` only when complete;
+        a failure leaves nothing there. ``owner`` names the writer across retries of one task
+        (its stale temporary files are removed).
+        """
+        from airflow_provider_oauthcc.pull.output import JsonLinesWriter, as_storage_path
+        from airflow_provider_oauthcc.pull.records import write_json_lines
+
+        target = as_storage_path(output_path)
+        if response_format != "json":
+            paging = (paginator, records_path, response_filter, max_pages)
+            if any(option is not None for option in paging):
+                raise ValueError(
+                    f"response_format={response_format!r} streams one answer as it is: "
+                    "paginator, records_path, response_filter and max_pages apply to JSON "
+                    "pages only"
+                )
+            return self._stream_to(
+                target,
+                endpoint,
+                method=(method or self.method).upper(),
+                data=data,
+                headers=headers,
+                extra_options=extra_options,
+                request_kwargs=request_kwargs,
+                retries=retries,
+                retry_max_wait=retry_max_wait,
+                retry_args=retry_args,
+                allowed_origins=allowed_origins,
+                response_format=response_format,
+                decompress=decompress,
+                owner=owner,
+                progress_interval=progress_interval,
+            )
+        if decompress is not None:
+            raise ValueError("decompress applies to a streamed answer (response_format != 'json')")
+        writer = JsonLinesWriter(target, owner=owner)
+        pull = self.paginate(
+            endpoint,
+            paginator=paginator,
+            records_path=records_path,
+            method=method,
+            data=data,
+            headers=headers,
+            extra_options=extra_options,
+            request_kwargs=request_kwargs,
+            max_pages=max_pages,
+            retries=retries,
+            retry_max_wait=retry_max_wait,
+            retry_args=retry_args,
+            allowed_origins=allowed_origins,
+            response_filter=response_filter,
+            progress_interval=progress_interval,
+        )
+        with pull:
+            return write_json_lines(pull, writer)
+
+    def _stream_to(
+        self,
+        target: ObjectStoragePath,
+        endpoint: str | None,
+        *,
+        method: str,
+        extra_options: dict[str, Any] | None,
+        response_format: str,
+        decompress: bool | None,
+        owner: str | None,
+        progress_interval: float,
+        **fetch: Any,
+    ) -> dict[str, Any]:
+        """One answer streamed to ``target`` as it arrives (``pull.stream``)."""
+        from airflow_provider_oauthcc.pull.engine import close_session
+        from airflow_provider_oauthcc.pull.stream import (  # type: ignore[import-not-found,unused-ignore]
+            stream_to_storage,
+        )
+
+        session = self.get_conn(extra_options=extra_options)
+        try:
+            fetcher, first = self._pull_fetcher(session, endpoint, method=method, **fetch)
+            summary: dict[str, Any] = stream_to_storage(
+                fetcher,
+                first,
+                target,
+                response_format=response_format,
+                decompress=decompress,
+                owner=owner,
+                log=self.log,
+                progress_interval=progress_interval,
+            )
+            return summary
+        finally:
+            close_session(session)
+
+    def _pull_fetcher(
+        self,
+        session: requests.Session,
+        endpoint: str | None,
+        *,
+        method: str,
+        data: dict[str, Any] | str | None,
+        headers: dict[str, str] | None,
+        request_kwargs: dict[str, Any] | None,
+        retries: int,
+        retry_max_wait: float,
+        retry_args: dict[str, Any] | None,
+        allowed_origins: Sequence[str],
+    ) -> tuple[PageFetcher, PageRequest]:
+        """The fetcher of a pull through ``session`` and its first request (the operator's)."""
+        from airflow_provider_oauthcc.pull.fetching import page_fetcher, pull_egress
+        from airflow_provider_oauthcc.pull.pagination import PageRequest
+
+        first = PageRequest(
+            url=self.url_from_endpoint(endpoint),
+            data=data or None,
+            headers=dict(headers or {}),
+            data_in_query=method in ("GET", "HEAD"),
+        )
+        fetcher = page_fetcher(
+            session,
+            method=method,
+            options=self.merged_extra,
+            check_response=self.check_response,
+            egress=pull_egress(
+                self.base_url,
+                first.url,
+                allowed_origins,
+                allow_insecure_http=self.oauth_config.allow_insecure_http,
+            ),
+            retries=retries,
+            retry_max_wait=retry_max_wait,
+            retry_args=retry_args,
+            request_kwargs=request_kwargs,
+            log=self.log,
+        )
+        return fetcher, first
+
     def check_response(self, response: requests.Response) -> None:
         if response.ok:
             return
@@ -289,7 +603,28 @@ def api_error(response: requests.Response) -> ApiError:
             error=error,
             error_description=description,
         )
+    from airflow_provider_oauthcc.pull.retry import (
+        NOT_PROCESSED_STATUSES,
+        RetryableStatusError,
+        retry_after_seconds,
+    )
+
+    if status in NOT_PROCESSED_STATUSES:
+        # Still an ApiError; a tenacity wait (run_with_advanced_retry) reads its Retry-After.
+        return RetryableStatusError(response, retry_after_seconds(response))
     return ApiError(message, status=status)
+
+
+def _paginator_class() -> type[Paginator]:
+    from airflow_provider_oauthcc.pull.pagination import Paginator
+
+    return Paginator
+
+
+def _path_of(endpoint: str | None) -> str:
+    """The endpoint's path for a log line: no query (it may hold a key), no origin."""
+    path = (endpoint or "/").split("?", 1)[0]
+    return path if "://" not in path else "/" + path.split("://", 1)[1].partition("/")[2]
 
 
 def _parse_challenge(header: str) -> dict[str, str]:

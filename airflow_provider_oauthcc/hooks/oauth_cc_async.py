@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import requests
@@ -41,6 +41,10 @@ from airflow_provider_oauthcc.pull.retry import (
     retry_after_seconds,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_oauthcc.pull.async_pages import AsyncPull
+    from airflow_provider_oauthcc.pull.pagination import Paginator
+
 
 class OAuthCCAsyncHook(BaseHook):
     """Call an OAuth 2.0 client-credentials protected API from an event loop.
@@ -55,6 +59,8 @@ class OAuthCCAsyncHook(BaseHook):
 
     conn_name_attr = "oauth_conn_id"
     default_conn_name = "oauth_cc_default"
+    #: Requests this hook retried so far.
+    retried = 0
 
     def __init__(self, oauth_conn_id: str = default_conn_name, method: str = "GET") -> None:
         super().__init__()
@@ -197,6 +203,88 @@ class OAuthCCAsyncHook(BaseHook):
         )
         return response
 
+    def paginate(
+        self,
+        session: aiohttp.ClientSession | None = None,
+        endpoint: str | None = None,
+        *,
+        paginator: Paginator | None = None,
+        records_path: str | None = None,
+        data: Mapping[str, Any] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        json: Any = None,
+        max_pages: int | None = None,
+        retries: int = 5,
+        retry_max_wait: float = 60.0,
+        response_filter: Callable[[requests.Response], list[Any]] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        progress_interval: float = 5.0,
+    ) -> AsyncPull:
+        """The pages of ``endpoint`` for ``async for``, as the sync hook's ``paginate``: the
+        same paginators, records (``records_path`` or ``response_filter``), ``max_pages``,
+        progress and summary lines, and each page sent as ``run`` sends it (retries,
+        Retry-After, the API's origin only, answers of at most ``max_body`` bytes).
+
+        Without ``session`` the pull opens one (``session()``) and closes it when the
+        iteration ends; ``async with hook.paginate(...) as pull`` closes it when left early.
+        Next pages on another origin stop the pull (the async hook fetches no URL-only pages).
+        """
+        from airflow_provider_oauthcc.pull.async_pages import AsyncPull
+        from airflow_provider_oauthcc.pull.pagination import PageRequest
+        from airflow_provider_oauthcc.pull.pagination import Paginator as PaginatorBase
+        from airflow_provider_oauthcc.pull.records import records_in
+
+        if paginator is not None and not isinstance(paginator, PaginatorBase):
+            raise TypeError(
+                "paginator must be a paginator such as LinkHeaderPaginator() or "
+                f"CursorPaginator(...), got {type(paginator).__name__}"
+            )
+        if retries < 0 or retry_max_wait < 0:
+            raise ValueError("retries and retry_max_wait must be >= 0")
+        opened: list[aiohttp.ClientSession] = []
+        retried_before = self.retried
+
+        async def send(request: PageRequest, number: int) -> requests.Response:
+            nonlocal session
+            if session is None:
+                session = await self.session(extra_options)
+                opened.append(session)
+            return await self.run(
+                session,
+                request.url,
+                request.data,
+                request.headers,
+                {**(extra_options or {}), **request.options},
+                json=json,
+                retries=retries,
+                retry_max_wait=retry_max_wait,
+                max_body=max_body,
+            )
+
+        async def close() -> None:
+            for own in opened:
+                await own.close()
+
+        # page 1's URL is resolved by run() once the connection is read
+        first = PageRequest(
+            url=endpoint or "",
+            data=data or None,
+            headers=dict(headers or {}),
+            data_in_query=self.method in ("GET", "HEAD"),
+        )
+        return AsyncPull(
+            send,
+            first,
+            paginator,
+            records_in(records_path, response_filter),
+            log=self.log,
+            max_pages=max_pages,
+            progress_interval=progress_interval,
+            retries=lambda: self.retried - retried_before,
+            close=close,
+        )
+
     def _request(
         self,
         endpoint: str | None,
@@ -230,6 +318,7 @@ class OAuthCCAsyncHook(BaseHook):
         return response
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retried += 1
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         reason = str(error) if isinstance(error, ApiConnectionError) else describe_failure(error)

@@ -19,7 +19,6 @@ from airflow_provider_oauthcc.pull.pagination import (
     Page,
     PageRequest,
     Paginator,
-    select_records,
 )
 
 if TYPE_CHECKING:
@@ -28,8 +27,9 @@ if TYPE_CHECKING:
 
     from airflow_provider_oauthcc.airflow_compat import Context, ObjectStoragePath
     from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
-    from airflow_provider_oauthcc.pull.engine import PageFetcher, PagePull, Progress
+    from airflow_provider_oauthcc.pull.engine import PageFetcher, PagePull
     from airflow_provider_oauthcc.pull.output import JsonLinesWriter
+    from airflow_provider_oauthcc.pull.pages import Pull
 
 
 # Beyond the trigger's own worst case: its token fetch and the triggerer picking it up.
@@ -91,6 +91,9 @@ class OAuthHttpOperator(HttpOperator):
         usually means an empty or misplaced time window rather than a quiet day.
     :param page_retries: retries of one request after its first attempt.
     :param retry_max_wait: upper bound in seconds of any wait between retries.
+    :param retry_args: (HttpOperator's) tenacity arguments used per request instead of
+        ``page_retries``; merged with the provider's rules: a 429/503 still waits its
+        ``Retry-After`` (at most ``retry_max_wait``), a refused credential is never retried.
     :param allowed_origins: other origins (``scheme://host[:port]``) next pages may come
         from, e.g. a CDN serving export parts. By default a next page on another origin than
         the connection's host stops the pull before anything is sent there. An allowed origin
@@ -349,50 +352,41 @@ class OAuthHttpOperator(HttpOperator):
     def _pull_records(
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
     ) -> list[Any]:
-        from airflow_provider_oauthcc.pull.engine import Progress
-
         self.log.info("Pulling %s into XCom", self._request_line())
-        progress = Progress(self.log, self.progress_interval)
-        records: list[Any] = []
-        pull = self._pages(hook, fetcher, first, self._records_of(context))
-        for page in pull:
-            records.extend(page.records)
-            progress.page(len(page.records))
-        self._log_done(progress, pull, fetcher, "into XCom")
+        pull = self._pull(hook, fetcher, first, context, where="into XCom")
+        records = list(pull.records())
         self._fail_if_empty(len(records))
         return records
 
     def _pull_to_output(
         self, context: Context, hook: OAuthCCHook, fetcher: PageFetcher, first: PageRequest
     ) -> dict[str, Any]:
-        from airflow_provider_oauthcc.pull.engine import Progress
         from airflow_provider_oauthcc.pull.output import JsonLinesWriter, as_storage_path
+        from airflow_provider_oauthcc.pull.records import write_json_lines
 
         target = as_storage_path(self.output_path)  # type: ignore[arg-type]
         self.log.info("Pulling %s to %s", self._request_line(), target)
-        progress = Progress(self.log, self.progress_interval)
         self._running_writer = writer = JsonLinesWriter(target, owner=_attempt_owner(context))
         try:
-            with writer:
-                pull = self._pages(hook, fetcher, first, self._records_of(context))
-                for page in pull:
-                    writer.write(page.records)
-                    progress.page(len(page.records), writer.bytes)
+            summary = write_json_lines(self._pull(hook, fetcher, first, context), writer)
         finally:
             self._running_writer = None
-        summary = {
-            "path": str(target),
-            "records": writer.records,
-            "pages": progress.pages,
-            "bytes": writer.bytes,
-            "duration_s": round(progress.elapsed, 3),
-            "truncated": pull.truncated,
-            "retries": fetcher.retries,
-        }
-        self._log_done(progress, pull, fetcher, f"to {target}", writer.bytes)
         self._fail_if_empty(writer.records)
         self._annotate_asset_events(context, summary)
         return summary
+
+    def _pull(
+        self,
+        hook: OAuthCCHook,
+        fetcher: PageFetcher,
+        first: PageRequest,
+        context: Context,
+        where: str = "",
+    ) -> Pull:
+        from airflow_provider_oauthcc.pull.pages import Pull
+
+        pages = self._pages(hook, fetcher, first, self._records_of(context))
+        return Pull(pages, log=self.log, progress_interval=self.progress_interval, where=where)
 
     def _pages(
         self,
@@ -416,42 +410,26 @@ class OAuthHttpOperator(HttpOperator):
         session: requests.Session,
         first_answer: requests.Response | None = None,
     ) -> PageFetcher:
-        from airflow_provider_oauthcc.auth.egress import EgressPolicy
-        from airflow_provider_oauthcc.pull.engine import PageFetcher
-        from airflow_provider_oauthcc.pull.retry import (
-            IDEMPOTENT_METHODS,
-            RetryPolicy,
-            user_retrying,
-        )
+        from airflow_provider_oauthcc.pull.fetching import page_fetcher, pull_egress
 
-        policy = RetryPolicy(
+        return page_fetcher(
+            session,
+            method=self.method,
+            options=hook.merged_extra,
+            check_response=hook.check_response,
+            egress=pull_egress(
+                hook.base_url,
+                hook.url_from_endpoint(self.endpoint),
+                self.allowed_origins,
+                allow_insecure_http=hook.oauth_config.allow_insecure_http,
+            ),
             retries=self.page_retries,
-            max_wait=self.retry_max_wait,
-            idempotent=self.method.upper() in IDEMPOTENT_METHODS,
+            retry_max_wait=self.retry_max_wait,
+            retry_args=self.retry_args,
+            request_kwargs=self.request_kwargs,
+            log=self.log,
+            first_answer=first_answer,
         )
-        # The session's gate learns the task's allowed_origins (URL-only pages and redirects).
-        egress = EgressPolicy(
-            hook.base_url or hook.url_from_endpoint(self.endpoint),
-            self.allowed_origins,
-            allow_insecure_http=hook.oauth_config.allow_insecure_http,
-        )
-        if hasattr(session, "egress"):
-            session.egress = egress
-        settings: dict[str, Any] = {
-            "method": self.method,
-            "options": hook.merged_extra,
-            "check_response": hook.check_response,
-            "policy": policy,
-            "retrying": user_retrying(self.retry_args) if self.retry_args else None,
-            "request_kwargs": self.request_kwargs,
-            "egress": egress,
-            "log": self.log,
-        }
-        if first_answer is not None:
-            from airflow_provider_oauthcc.pull.deferred import AnsweredFirstPage
-
-            return AnsweredFirstPage(session, first=first_answer, **settings)
-        return PageFetcher(session, **settings)
 
     def _next_page_request(
         self, hook: OAuthCCHook, first: PageRequest
@@ -472,6 +450,17 @@ class OAuthHttpOperator(HttpOperator):
 
     def _records_of(self, context: Context) -> Callable[[Page], list[Any]]:
         from airflow_provider_oauthcc.airflow_compat import AirflowException, determine_kwargs
+        from airflow_provider_oauthcc.pull.records import records_in
+
+        response_filter = self.response_filter
+
+        def filtered(response: requests.Response) -> Any:
+            assert response_filter is not None
+            return response_filter(
+                response, **determine_kwargs(response_filter, [response], context)
+            )
+
+        records = records_in(self.records_path, filtered if response_filter else None)
 
         def records_of(page: Page) -> list[Any]:
             response = page.response
@@ -481,44 +470,9 @@ class OAuthHttpOperator(HttpOperator):
                 kwargs = determine_kwargs(self.response_check, [response], context)
                 if not self.response_check(response, **kwargs):
                     raise AirflowException(f"Response check returned False on page {page.number}.")
-            if self.response_filter:
-                kwargs = determine_kwargs(self.response_filter, [response], context)
-                records = self.response_filter(response, **kwargs)
-                if not isinstance(records, list):
-                    raise TypeError(
-                        "with paginate or output, response_filter must return the page's "
-                        f"records as a list, got {type(records).__name__}"
-                    )
-                return records
-            return select_records(page.body, self.records_path)
+            return records(page)
 
         return records_of
-
-    def _log_done(
-        self,
-        progress: Progress,
-        pull: PagePull,
-        fetcher: PageFetcher,
-        where: str,
-        written: int | None = None,
-    ) -> None:
-        from airflow_provider_oauthcc.pull.engine import human_size
-
-        size = f" ({human_size(written)})" if written is not None else ""
-        retries = f", {fetcher.retries} retried requests" if fetcher.retries else ""
-        self.log.info(
-            "Pulled %s records in %d pages%s %s in %.1f s%s",
-            f"{progress.records:,}",
-            progress.pages,
-            size,
-            where,
-            progress.elapsed,
-            retries,
-        )
-        if pull.truncated:
-            self.log.warning(
-                "Stopped at max_pages=%d although the API has more pages", progress.pages
-            )
 
     def _annotate_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
         """Put the summary on the events of this task's Asset outlets, for downstream DAGs."""

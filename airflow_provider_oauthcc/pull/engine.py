@@ -81,7 +81,7 @@ class PageFetcher:
         self.retries = 0
         self.closed = False
         self._page_number = 0
-        self._retrying = retrying or policy.retrying(self._log_retry)
+        self._retrying = retrying or policy.retrying(self.log_retry)
         self._environments: dict[tuple[str, str, bool], dict[str, Any]] = {}
         # Decided once per pull: a DEBUG line per page costs its formatting even when discarded.
         self._logs_sends = _enabled(self.log, logging.DEBUG)
@@ -235,7 +235,13 @@ class PageFetcher:
             self.method, request.url, data=request.data, headers=headers, **self.request_kwargs
         )
 
-    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+    def use_retrying(self, retrying: tenacity.Retrying) -> None:
+        """Retry each page as ``retrying`` says (give it ``before_sleep=self.log_retry`` to
+        keep the retry log lines and count)."""
+        self._retrying = retrying
+
+    def log_retry(self, state: tenacity.RetryCallState) -> None:
+        """The log line before a retry (and its count in ``retries``)."""
         self.retries += 1
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -300,21 +306,28 @@ class PagePull:
             page = Page(number, request, self.fetcher.fetch(request, number))
             page.records = self.records_of(page)
             yield page
-            if paginator is None:
-                return
-            following = paginator.next_request(page)
+            following = next_request(paginator, page)
             if following is None:
                 return
-            if following == request:
-                raise PaginationLoopError(
-                    f"{type(paginator).__name__} returned the request of page {number} again "
-                    "as the next page; stopping rather than looping forever (check its parameters)"
-                )
             if self.max_pages is not None and number >= self.max_pages:
                 self.truncated = True
                 return
             request = following
             number += 1
+
+
+def next_request(paginator: Paginator | None, page: Page) -> PageRequest | None:
+    """The request of the page after ``page`` (None: it was the last); raises
+    ``PaginationLoopError`` when the paginator asks for ``page`` again."""
+    if paginator is None:
+        return None
+    following = paginator.next_request(page)
+    if following is not None and following == page.request:
+        raise PaginationLoopError(
+            f"{type(paginator).__name__} returned the request of page {page.number} again "
+            "as the next page; stopping rather than looping forever (check its parameters)"
+        )
+    return following
 
 
 def close_session(session: requests.Session) -> None:

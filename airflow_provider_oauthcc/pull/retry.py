@@ -123,13 +123,61 @@ def describe_failure(error: BaseException | None) -> str:
     return type(error).__name__
 
 
-def user_retrying(retry_args: dict[str, Any]) -> tenacity.Retrying:
-    """HttpOperator's ``retry_args``: tenacity arguments that replace the default policy.
+def user_retrying(
+    retry_args: dict[str, Any],
+    *,
+    max_wait: float = 60.0,
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+    reraise: bool | None = None,
+) -> tenacity.Retrying:
+    """HttpOperator's ``retry_args`` (tenacity arguments), merged with the provider's rules.
 
-    Whatever its ``retry`` condition, a fail-fast error (a refused credential, a configuration
-    error) is never retried: no attempt can succeed without a change.
+    The user's ``stop``, ``retry`` and ``wait`` apply, except that:
+
+    - a fail-fast error (a refused credential, a configuration error) is never retried,
+      whatever the ``retry`` condition: no attempt can succeed without a change;
+    - after a 429 or 503 with a ``Retry-After``, the wait is at least that long (at most
+      ``max_wait`` seconds; longer if the user's ``wait`` says so).
+
+    ``before_sleep`` runs before the user's own (the retry log line and count); ``reraise``,
+    when given, is the default for a ``retry_args`` that does not say.
     """
     args = dict(retry_args)
     condition = args.get("retry", tenacity.retry_if_exception_type())
     args["retry"] = tenacity.retry_if_not_exception_type(OAuthCCFailFast) & condition
+    args["wait"] = RetryAfterWait(args.get("wait"), max_wait)
+    if before_sleep is not None:
+        args["before_sleep"] = _chained(before_sleep, args.get("before_sleep"))
+    if reraise is not None:
+        args.setdefault("reraise", reraise)
     return tenacity.Retrying(**args)
+
+
+class RetryAfterWait(tenacity.wait.wait_base):
+    """A user's tenacity ``wait`` that waits at least a 429/503's Retry-After (bounded)."""
+
+    def __init__(self, wait: Callable[[tenacity.RetryCallState], float] | None, max_wait: float):
+        self.wait = wait if wait is not None else tenacity.wait_none()
+        self.max_wait = max_wait
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        planned = float(self.wait(retry_state))
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        retry_after = getattr(error, "retry_after", None)
+        if not isinstance(error, ApiError) or retry_after is None:
+            return planned
+        return max(planned, min(float(retry_after), self.max_wait))
+
+
+def _chained(
+    first: Callable[[tenacity.RetryCallState], None], then: Any
+) -> Callable[[tenacity.RetryCallState], None]:
+    if then is None:
+        return first
+
+    def both(state: tenacity.RetryCallState) -> None:
+        first(state)
+        then(state)
+
+    return both

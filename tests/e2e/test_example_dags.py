@@ -121,16 +121,23 @@ def migrated_home(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagRun]]:
-    """Both example DAGs under ``airflow dags test`` at once (two cores, half the wait)."""
+    """The example DAGs under ``airflow dags test`` at once (each its own home and server)."""
     home = migrated_home(tmp_path_factory.mktemp("airflow-home"))
     second = tmp_path_factory.mktemp("airflow-home")
     shutil.copy(home / "airflow.db", second / "airflow.db")
-    with DevServer(dataset_size=5_000) as pull_api, DevServer(dataset_size=5_000) as fan_api:
-        for api in (pull_api, fan_api):
+    third = tmp_path_factory.mktemp("airflow-home")
+    shutil.copy(home / "airflow.db", third / "airflow.db")
+    with (
+        DevServer(dataset_size=5_000) as pull_api,
+        DevServer(dataset_size=5_000) as fan_api,
+        DevServer(dataset_size=5_000) as taskflow_api,
+    ):
+        for api in (pull_api, fan_api, taskflow_api):
             api.add_client("dags-client", secret=SECRET, scope="read")
-        # Every fourth API request of the pull fails twice with 503; its first gets a 429.
-        pull_api.api_faults.add(status=503, every=4, times=2)
-        pull_api.api_faults.add(status=429, retry_after=1, times=1)
+        # Every fourth API request of the pulls fails twice with 503; their first gets a 429.
+        for api in (pull_api, taskflow_api):
+            api.api_faults.add(status=503, every=4, times=2)
+            api.api_faults.add(status=429, retry_after=1, times=1)
         pull = DagRun(pull_api, home)
         pull.start(
             "oauthcc_incremental_pull",
@@ -140,10 +147,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DagRun]
         )
         fan_out = DagRun(fan_api, second)
         fan_out.start("oauthcc_fan_out", "2024-03-01T00:00:00+00:00")
+        taskflow = DagRun(taskflow_api, third)
+        taskflow.start(
+            "oauthcc_taskflow_pull",
+            "2024-03-01T00:00:00+00:00",
+            "--conf",
+            json.dumps({"updated_since": "2024-01-01T00:00:00+00:00"}),
+        )
         try:
-            yield {"pull": pull, "fan_out": fan_out}
+            yield {"pull": pull, "fan_out": fan_out, "taskflow": taskflow}
         finally:
-            for run in (pull, fan_out):
+            for run in (pull, fan_out, taskflow):
                 if run.process is not None and run.process.poll() is None:
                     run.process.kill()
                     run.process.communicate()
@@ -163,7 +177,12 @@ def test_example_dags_parse_without_import_errors() -> None:
         kwargs["include_examples"] = False
     bag = DagBag(**kwargs)
     assert bag.import_errors == {}
-    expected = {"oauthcc_incremental_pull", "oauthcc_items_landed", "oauthcc_fan_out"}
+    expected = {
+        "oauthcc_incremental_pull",
+        "oauthcc_items_landed",
+        "oauthcc_fan_out",
+        "oauthcc_taskflow_pull",
+    }
     assert expected <= set(bag.dag_ids)
 
 
@@ -194,7 +213,22 @@ def test_fan_out_maps_one_pull_per_endpoint(runs: dict[str, DagRun]) -> None:
     assert run.api.stats.token_requests == 1
 
 
-@pytest.mark.parametrize("name", ["pull", "fan_out"])
+def test_taskflow_pull_walks_and_lands_the_window_with_the_hook(
+    runs: dict[str, DagRun],
+) -> None:
+    run = runs["taskflow"]
+    output = run.output()
+    [landed] = (run.home / "output" / "taskflow" / "2024-03-01").iterdir()
+    last = (datetime(2024, 3, 1, tzinfo=UTC) - EPOCH) // STEP
+    assert ids_in(landed) == list(range(1, last + 1))
+    assert f"Counted {last} records in 8 pages" in output  # hook.paginate(...).records()
+    assert f"Pulled {last:,} records in 15 pages" in output  # hook.pull_to(...)
+    assert f"Both pulls saw {last} records; landed at file://{landed}" in output
+    assert "Page 1: 429:" in output and "retrying in" in output
+    assert run.api.stats.api_requests_by_status == {200: 8 + 15, 503: 2, 429: 1}
+
+
+@pytest.mark.parametrize("name", ["pull", "fan_out", "taskflow"])
 def test_no_secret_or_token_in_the_output_or_the_metadata_database(
     runs: dict[str, DagRun], name: str
 ) -> None:
@@ -208,6 +242,7 @@ def test_no_secret_or_token_in_the_output_or_the_metadata_database(
     assert {task for task, key, _ in xcoms if key == "return_value"} >= {
         "pull": {"pull_items", "check_pull"},
         "fan_out": {"pull", "summarize"},
+        "taskflow": {"count_items", "land_items"},
     }[name], xcoms
     texts = {
         "dags test output": output,

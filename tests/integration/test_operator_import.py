@@ -35,7 +35,7 @@ LIGHT = {
     "airflow_provider_oauthcc.auth.errors",
     "airflow_provider_oauthcc.operators.oauth_http",
     "airflow_provider_oauthcc.pagination",  # the public path of the paginators
-    "airflow_provider_oauthcc.pull",  # a docstring
+    "airflow_provider_oauthcc.pull",  # the package: its __init__ imports nothing
     "airflow_provider_oauthcc.pull.pagination",
 }
 
