@@ -7,7 +7,7 @@ string) and a page size; next-page links keep all other query parameters.
 Export jobs (see ``devserver.exports``): ``POST /v1/exports`` starts one, ``GET
 /v1/exports/<id>`` tells its status, ``GET /v1/exports/<id>/download`` pages its records
 (``limit``, ``Link`` header) once it is done, or serves them as one streamed NDJSON or CSV
-file (``format``, ``gzip``, ``pad``). ``GET /v1/sleep?seconds=S`` answers after S s.
+file (``format``, ``gzip``, ``pad``; ``pace`` s between its chunks). ``GET /v1/sleep?seconds=S`` answers after S s.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Request, Response, g, request
 
 from devserver.dataset import Dataset, make_record, parse_timestamp
-from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file
+from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file, paced
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.stats import Stats
@@ -255,7 +255,10 @@ def create_api_blueprint(
         if gzip not in ("", "file", "encoding"):
             raise _bad_request("gzip must be file or encoding")
         pad = _int_arg("pad", 0, 0)
+        pace = _float_arg("pace", 0.0, 0.0, 1.0)
         body = export_file((make_record(i, pad) for i in ids), file_format, gzip=bool(gzip))
+        if pace:
+            body = paced(body, pace)
         headers = {"Content-Encoding": "gzip"} if gzip == "encoding" else {}
         mimetype = "application/gzip" if gzip == "file" else FILE_FORMATS[file_format]
         return Response(body, headers=headers, mimetype=mimetype)

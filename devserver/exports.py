@@ -160,6 +160,14 @@ def export_file(
         yield tail
 
 
+def paced(chunks: Iterable[bytes], seconds: float) -> Iterator[bytes]:
+    """``chunks`` with a pause before each but the first: a download a test can stop midway."""
+    for number, chunk in enumerate(chunks):
+        if number:
+            time.sleep(seconds)
+        yield chunk
+
+
 def _lines(records: Iterable[dict[str, Any]], file_format: str) -> Iterator[bytes]:
     if file_format == "ndjson":
         for record in records:
