@@ -313,3 +313,39 @@ def test_the_hook_path_streams_through_a_fetcher_of_the_hooks_session(
     assert summary["records"] == RECORDS
     assert summary["retries"] == 1  # the 503, retried within the fetcher's policy
     assert (tmp_path / "export.csv").read_bytes() == served(api, export, format="csv")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"response_format": "csv"}, "give output_path too"),
+        (
+            {"response_format": "ndjson", "output_path": "/tmp/x", "paginate": object()},
+            "does not go with paginate",
+        ),
+        ({"decompress": True}, "decompress applies to streamed answers"),
+        (
+            {"response_format": "raw", "output_path": "/tmp/x", "response_filter": len},
+            "response_filter and response_check do not apply",
+        ),
+        ({"response_format": "xml", "output_path": "/tmp/x"}, "response_format must be one of"),
+    ],
+)
+def test_what_does_not_go_with_a_streamed_answer_is_refused_at_parse_time(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
+
+    if "paginate" in kwargs:
+        kwargs["paginate"] = LinkHeaderPaginator()
+    with pytest.raises(ValueError, match=message):
+        OAuthHttpOperator(task_id="t", oauth_conn_id="crm", endpoint="/x", **kwargs)
+
+
+def test_a_deferrable_streamed_download_runs_in_the_worker(
+    api: DevServer, export: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "export.ndjson"
+    operator = download(export, str(target), response_format="ndjson", deferrable=True)
+    summary = operator.execute({})  # would raise TaskDeferred if it deferred
+    assert summary["records"] == RECORDS
