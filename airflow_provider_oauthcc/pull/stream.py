@@ -25,6 +25,7 @@ import urllib3.exceptions
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError, ApiError
 from airflow_provider_oauthcc.pull.engine import PullStopped, human_size
 from airflow_provider_oauthcc.pull.output import AtomicWriter
+from airflow_provider_oauthcc.pull.pipeline import BackgroundWrites, Prefetch
 from airflow_provider_oauthcc.pull.stream_count import CsvRowCounter, Gunzip, NdjsonCounter
 
 if TYPE_CHECKING:
@@ -197,9 +198,9 @@ class _Copy:
 
     def run(self, request: PageRequest, writer: AtomicWriter, progress: Any) -> int | None:
         response = self.fetcher.open(request, 1)
+        body = Prefetch(self._body(response, writer))
         try:
-            body = self._body(response, writer)
-            chunks = _decompressed(body) if self.decompress else body
+            chunks = _decompressed(iter(body)) if self.decompress else iter(body)
             try:
                 return self._write(chunks, response, writer, progress)
             except (EOFError, zlib.error) as exc:
@@ -208,7 +209,9 @@ class _Copy:
                     status=response.status_code,
                 ) from None
         finally:
-            response.close()
+            body.stop()
+            response.close()  # unblocks a read in progress
+            body.join()
 
     def _body(self, response: requests.Response, writer: AtomicWriter) -> Iterator[bytes]:
         """The body in chunks of at most ``CHUNK`` bytes; a break-off raises ``BodyCutOff``."""
@@ -234,24 +237,29 @@ class _Copy:
         counter: _Counter | None = None
         side: Gunzip | None = None
         first = True
-        for chunk in chunks:
-            if first:
-                first = False
-                chunk = self._whole_magic(chunk, chunks)
-                counter, side = self._counting(chunk, response)
-                self._counter = counter
-            writer.write_bytes(chunk)
-            if counter is not None:
-                if side is None:
-                    counter.feed(chunk)
-                else:
-                    for piece in side.feed(chunk):
-                        counter.feed(piece)
-            if self.fetcher.closed:
-                raise PullStopped("The download was stopped (the task is being killed)")
-            progress()
-        if side is not None:
-            side.finish()
+        out = BackgroundWrites(writer.write_bytes)
+        try:
+            for chunk in chunks:
+                if first:
+                    first = False
+                    chunk = self._whole_magic(chunk, chunks)
+                    counter, side = self._counting(chunk, response)
+                    self._counter = counter
+                out.put(chunk)  # written while it is counted
+                if counter is not None:
+                    if side is None:
+                        counter.feed(chunk)
+                    else:
+                        for piece in side.feed(chunk):
+                            counter.feed(piece)
+                if self.fetcher.closed:
+                    raise PullStopped("The download was stopped (the task is being killed)")
+                progress()
+            if side is not None:
+                side.finish()
+            out.finish()
+        finally:
+            out.stop()
         if counter is None:
             return None if self.form == "raw" or not first else 0
         return counter.finish()

@@ -11,7 +11,9 @@ import re
 import zlib
 from collections.abc import Iterator
 
-# A line feed that ends an empty line (or one holding only "\r") after it.
+# A line feed that ends an empty line (or one holding only "\r") after it. One regular
+# expression search finds whether there is one faster than two bytes.find calls do.
+_EMPTY_LINE = re.compile(rb"\n\r?\n")
 _EMPTY_LINE_AFTER = re.compile(rb"\n(?=\r?\n)")
 _QUOTE = 0x22
 _CR = 0x0D
@@ -47,7 +49,7 @@ class LineCounter:
         middle = data.count(b"\n", first + 1, last + 1)  # lines ended after the first
         if middle:
             empty = 0
-            if b"\n\n" in data[first : last + 1] or b"\n\r\n" in data[first : last + 1]:
+            if _EMPTY_LINE.search(data, first, last + 1):  # rare: only then are they counted
                 empty = len(_EMPTY_LINE_AFTER.findall(data, first, last + 1))
             self.lines += middle - empty
         self._open = self._lone_cr = False
