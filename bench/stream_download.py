@@ -240,22 +240,27 @@ def measure(url: str, info: dict, env: dict[str, str], repeats: int) -> None:
                         assert result["records"] == expected, (result["records"], expected)
 
     print(
-        f"one answer to a local file, median of {repeats}; load average "
-        f"{os.getloadavg()[0]:.1f}; a fresh process per download"
+        f"one answer to a local file, {repeats} interleaved rounds; load average "
+        f"{os.getloadavg()[0]:.1f}; a fresh process per download; ratios: the median of the "
+        "per-round ratios (min..max)"
     )
-    print(f"{'answer':<11} {'client':<34} {'GiB/s':>6} {'vs requests':>12} {'vs curl':>8} "
+    print(f"{'answer':<10} {'client':<25} {'GiB/s':>6} {'vs requests':>17} {'vs curl':>17} "
           f"{'RSS growth MiB':>15}")  # fmt: skip
     for case in CASES:
-        base = {b: statistics.median(times[(case, b)]) for b in baselines}
         for variant in [*baselines, *CASES[case][1]]:
-            seconds = statistics.median(times[(case, variant)])
+            mine = times[(case, variant)]
+            ratios = []
+            for base in baselines:
+                per_round = [a / b for a, b in zip(mine, times[(case, base)], strict=True)]
+                ratios.append(
+                    f"{statistics.median(per_round):.2f}x ({min(per_round):.2f}..{max(per_round):.2f})"
+                )
             rss = growth.get((case, variant))
             shown = variant.replace("OAuthHttpOperator:", "OAuthHttpOperator ")
-            ratio_curl = f"{seconds / base['curl -o']:.2f}x" if "curl -o" in base else "-"
             print(
-                f"{case:<11} {shown:<34} {sizes[case] / 2**30 / seconds:>6.2f} "
-                f"{seconds / base['requests iter_content']:>11.2f}x {ratio_curl:>8} "
-                f"{statistics.median(rss) if rss else float('nan'):>15.1f}"
+                f"{case:<10} {shown:<25} {sizes[case] / 2**30 / statistics.median(mine):>6.2f} "
+                + " ".join(f"{r:>17}" for r in ratios)
+                + f" {statistics.median(rss) if rss else float('nan'):>15.1f}"
             )
 
 

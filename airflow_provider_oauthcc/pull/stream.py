@@ -159,7 +159,7 @@ def stream_to_storage(
                 f"after {attempts} attempt{'s' if attempts != 1 else ''}"
             ) from cut.__cause__
     duration = monotonic() - started
-    counted = f"{records:,} records, " if records is not None else ""
+    counted = f"{records:,} records " if records is not None else ""
     log.info(
         "Streamed %s(%s) to %s in %.1f s%s",
         counted,
