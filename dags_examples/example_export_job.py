@@ -9,8 +9,11 @@ APIs often serve large extracts as jobs: a POST starts the export, a status endp
    export runs. The triggerer polls the job with its own token (refreshed there as it
    expires) and wakes the task only when the status changes; ``export_ready`` then decides:
    done (the download path goes to XCom), not yet (back to the triggerer) or failed.
-3. ``download`` pages through the export (``Link: rel="next"``) and streams it as JSON Lines
-   to ``OAUTHCC_EXAMPLE_OUTPUT``; the file appears only once complete.
+3. ``download`` fetches the export as one NDJSON file (``response_format="ndjson"``) and
+   streams it to ``OAUTHCC_EXAMPLE_OUTPUT`` as it arrives, in bounded memory whatever its size;
+   the records are counted on the way and the file appears only once complete. An answer that
+   breaks off is fetched again from the start. (A gzip export would be kept compressed, or
+   decompressed on the way with ``decompress=True``.)
 
 Set up as for ``example_incremental_pull``: a connection ``example_api`` and, optionally,
 ``OAUTHCC_EXAMPLE_OUTPUT``. ``OAUTHCC_EXAMPLE_POKE_INTERVAL`` sets how often the triggerer
@@ -29,7 +32,6 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException, PokeR
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
-from airflow_provider_oauthcc.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
 
 OUTPUT_ROOT = os.environ.get("OAUTHCC_EXAMPLE_OUTPUT", "file:///tmp/oauthcc-example").rstrip("/")
@@ -49,7 +51,7 @@ def export_ready(response: Any) -> bool | PokeReturnValue:
 
 with DAG(
     dag_id="oauthcc_export_job",
-    description="POST an export, wait for it deferred, download it to JSON Lines",
+    description="POST an export, wait for it deferred, stream its NDJSON file to storage",
     # Each run exports the day before it (ds = its data interval start), on Airflow 2 and 3;
     # with schedule="@daily", Airflow 3 would set ds to the day just starting.
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
@@ -85,8 +87,8 @@ with DAG(
         task_id="download",
         oauth_conn_id="example_api",
         endpoint="{{ ti.xcom_pull(task_ids='wait_for_export') }}",
-        data={"limit": 100},
-        paginate=LinkHeaderPaginator(),
+        data={"format": "ndjson"},
+        response_format="ndjson",
         output_path=OUTPUT_ROOT + "/exports/{{ ds }}/export.jsonl",
     )
 

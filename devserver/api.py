@@ -6,7 +6,8 @@ string) and a page size; next-page links keep all other query parameters.
 
 Export jobs (see ``devserver.exports``): ``POST /v1/exports`` starts one, ``GET
 /v1/exports/<id>`` tells its status, ``GET /v1/exports/<id>/download`` pages its records
-(``limit``, ``Link`` header) once it is done. ``GET /v1/sleep?seconds=S`` answers after S s.
+(``limit``, ``Link`` header) once it is done, or serves them as one streamed NDJSON or CSV
+file (``format``, ``gzip``, ``pad``; ``pace`` s between its chunks). ``GET /v1/sleep?seconds=S`` answers after S s.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Request, Response, g, request
 
 from devserver.dataset import Dataset, make_record, parse_timestamp
-from devserver.exports import ExportJob, ExportJobs
+from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file, paced
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.stats import Stats
@@ -237,12 +238,30 @@ def create_api_blueprint(
         if job.status != "done":
             raise ApiError(409, "not_ready", f"export {job.id} is {job.status}")
         ids = dataset.window(job.updated_since, job.updated_before)
+        if request.args.get("format"):
+            return export_file_response(ids)
         after = _int_arg("after", 0, 0)
         rest = range(max(ids.start, after + 1), ids.stop)
         page = rest[: _page_size("limit")]
         more = len(page) < len(rest)
         headers = {"Link": f'<{_url_with(after=page[-1])}>; rel="next"'} if more else None
         return json_response(records(page), headers=headers)
+
+    def export_file_response(ids: range) -> Response:
+        file_format = request.args.get("format", "")
+        if file_format not in FILE_FORMATS:
+            raise _bad_request(f"format must be one of {', '.join(FILE_FORMATS)}")
+        gzip = request.args.get("gzip", "")
+        if gzip not in ("", "file", "encoding"):
+            raise _bad_request("gzip must be file or encoding")
+        pad = _int_arg("pad", 0, 0)
+        pace = _float_arg("pace", 0.0, 0.0, 1.0)
+        body = export_file((make_record(i, pad) for i in ids), file_format, gzip=bool(gzip))
+        if pace:
+            body = paced(body, pace)
+        headers = {"Content-Encoding": "gzip"} if gzip == "encoding" else {}
+        mimetype = "application/gzip" if gzip == "file" else FILE_FORMATS[file_format]
+        return Response(body, headers=headers, mimetype=mimetype)
 
     def find_export(job_id: str) -> ExportJob:
         job = jobs.get(job_id)

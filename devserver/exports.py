@@ -8,15 +8,25 @@ sensor can tell a new answer from the same one.
 Tests that must not depend on the clock create a ``manual`` job instead: it stays ``pending``
 until ``set_status()``, and ``wait_polls(n)`` / ``ExportJobs.wait_misses(id, n)`` block until
 the API has answered that many status requests (or 404s for a job not created yet).
+
+A done job's download pages its records as JSON (``limit``, ``Link``), or serves them as one
+large streamed file with ``format=ndjson`` or ``format=csv``: ``gzip=file`` sends a gzip file
+(``application/gzip``), ``gzip=encoding`` the same bytes as ``Content-Encoding: gzip``.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import threading
 import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 DEFAULT_READY_AFTER = 3.0
 
@@ -120,3 +130,55 @@ class ExportJobs:
     def __len__(self) -> int:
         with self._lock:
             return len(self._jobs)
+
+
+#: Formats ``GET /v1/exports/<id>/download?format=...`` serves as one streamed body.
+FILE_FORMATS = {"ndjson": "application/x-ndjson", "csv": "text/csv"}
+_FILE_CHUNK = 256 * 1024
+
+
+def export_file(
+    records: Iterable[dict[str, Any]], file_format: str, *, gzip: bool = False
+) -> Iterator[bytes]:
+    """The records as one NDJSON or CSV body, in chunks of about 256 KiB (gzip-compressed
+    when asked): a large export is never held whole by the server either."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
+    buffer: list[bytes] = []
+    size = 0
+    for line in _lines(records, file_format):
+        buffer.append(line)
+        size += len(line)
+        if size >= _FILE_CHUNK:
+            data = b"".join(buffer)
+            buffer, size = [], 0
+            out = compressor.compress(data) if compressor else data
+            if out:
+                yield out
+    data = b"".join(buffer)
+    tail = (compressor.compress(data) + compressor.flush()) if compressor else data
+    if tail:
+        yield tail
+
+
+def paced(chunks: Iterable[bytes], seconds: float) -> Iterator[bytes]:
+    """``chunks`` with a pause before each but the first: a download a test can stop midway."""
+    for number, chunk in enumerate(chunks):
+        if number:
+            time.sleep(seconds)
+        yield chunk
+
+
+def _lines(records: Iterable[dict[str, Any]], file_format: str) -> Iterator[bytes]:
+    if file_format == "ndjson":
+        for record in records:
+            yield json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        return
+    header = True
+    for record in records:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        if header:
+            writer.writerow(record.keys())
+            header = False
+        writer.writerow(record.values())
+        yield out.getvalue().encode()

@@ -66,7 +66,9 @@ class OAuthHttpOperator(HttpOperator):
     slow report, a long poll. The task then resumes with that answer and goes on exactly as
     without deferral: same checks, filters and XCom; the following pages, if any, through one
     session from the worker. The triggerer sends ``json`` but no other ``request_kwargs``;
-    ``retry_args`` applies to the pages fetched in the worker.
+    ``retry_args`` applies to the pages fetched in the worker. A streamed answer
+    (``response_format`` other than ``"json"``) is always downloaded by the worker: the
+    triggerer never holds it.
 
     :param oauth_conn_id: the connection to call the API with. (templated) ``http_conn_id``
         is accepted as another name for it, so that an ``HttpOperator`` task only changes its
@@ -101,6 +103,15 @@ class OAuthHttpOperator(HttpOperator):
         its redirects are not followed.
     :param progress_interval: seconds between the progress lines in the task log (page 1,
         then at most one line per interval, then a summary); 0 logs every page.
+    :param response_format: ``"json"`` (default: pages read whole, records at
+        ``records_path``), or one large answer streamed to ``output_path`` as it arrives, in
+        bounded memory: ``"ndjson"`` / ``"jsonl"`` (records counted as lines pass), ``"csv"``
+        (rows counted without the header) or ``"raw"`` (any content, bytes passed through;
+        ``records`` is None). Needs ``output_path``; not with ``paginate``. See
+        ``docs/streaming.md``.
+    :param decompress: for a streamed answer: None (default) decodes a ``Content-Encoding``
+        as HTTP does and keeps a gzip file as it is; True gunzips a gzip file too; False keeps
+        the bytes as they came over the wire.
     :param deferrable: send the first request from the triggerer (see above). Defaults to
         ``[operators] default_deferrable``. The deferral times out after ``execution_timeout``
         or, without one, after the trigger's worst case (every attempt timing out, every wait)
@@ -126,6 +137,8 @@ class OAuthHttpOperator(HttpOperator):
         retry_max_wait: float = 60.0,
         allowed_origins: Sequence[str] | None = None,
         progress_interval: float = 5.0,
+        response_format: str = "json",
+        decompress: bool | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -153,6 +166,9 @@ class OAuthHttpOperator(HttpOperator):
             raise ValueError("progress_interval must be >= 0")
         if fail_on_empty and paginate is None and output_path is None:
             raise ValueError("fail_on_empty counts records: give paginate or output_path too")
+        self._streamed = self._check_streamed(response_format, decompress, output_path, paginate)
+        self.response_format = response_format
+        self.decompress = decompress
         self.oauth_conn_id = oauth_conn_id
         self.paginate = paginate
         self.records_path = records_path
@@ -167,6 +183,36 @@ class OAuthHttpOperator(HttpOperator):
         self._running_fetcher: PageFetcher | None = None
         self._running_writer: JsonLinesWriter | None = None
         self._api_url: str | None = None
+
+    def _check_streamed(
+        self,
+        response_format: str,
+        decompress: bool | None,
+        output_path: object,
+        paginate: Paginator | None,
+    ) -> str | None:
+        """The streamed format asked for (None: JSON pages); a clear error for what does not
+        go with it."""
+        streamed = None
+        if response_format != "json":
+            from airflow_provider_oauthcc.pull.stream import streamed_format
+
+            streamed = streamed_format(response_format)
+        if streamed is None:
+            if decompress is not None:
+                raise ValueError(
+                    "decompress applies to streamed answers: give response_format='ndjson', "
+                    "'jsonl', 'csv' or 'raw' too"
+                )
+            return None
+        what = f"response_format={response_format!r} streams one answer to storage"
+        if output_path is None:
+            raise ValueError(f"{what}: give output_path too")
+        if paginate is not None or self.pagination_function is not None:
+            raise ValueError(f"{what}: it does not go with paginate or pagination_function")
+        if self.response_filter is not None or self.response_check is not None:
+            raise ValueError(f"{what}: response_filter and response_check do not apply")
+        return streamed
 
     @property
     def hook(self) -> OAuthCCHook:
@@ -183,7 +229,9 @@ class OAuthHttpOperator(HttpOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        if self.deferrable:
+        if self.deferrable and self._streamed is not None:
+            self.log.info("A streamed answer is downloaded by the worker, not the triggerer")
+        elif self.deferrable:
             self._defer_first_request()
         return self._run(context)
 
@@ -294,6 +342,8 @@ class OAuthHttpOperator(HttpOperator):
             first = self._first_request(hook)
             self._api_url = first.url
             self._warn_if_window_is_empty(context)
+            if self._streamed is not None:
+                return self._stream_to_output(context, fetcher, first)
             if self.output_path is not None:
                 return self._pull_to_output(context, hook, fetcher, first)
             if self.paginate is not None:
@@ -387,6 +437,31 @@ class OAuthHttpOperator(HttpOperator):
 
         pages = self._pages(hook, fetcher, first, self._records_of(context))
         return Pull(pages, log=self.log, progress_interval=self.progress_interval, where=where)
+
+    def _stream_to_output(
+        self, context: Context, fetcher: PageFetcher, first: PageRequest
+    ) -> dict[str, Any]:
+        from airflow_provider_oauthcc.pull.output import as_storage_path
+        from airflow_provider_oauthcc.pull.stream import stream_to_storage
+
+        target = as_storage_path(self.output_path)  # type: ignore[arg-type]
+        self.log.info("Downloading %s to %s", self._request_line(), target)
+        summary = stream_to_storage(
+            fetcher,
+            first,
+            target,
+            response_format=self.response_format,
+            decompress=self.decompress,
+            owner=_attempt_owner(context),
+            log=self.log,
+            progress_interval=self.progress_interval,
+        )
+        if summary["records"] is not None:
+            self._fail_if_empty(summary["records"])
+        elif summary["bytes"] == 0:
+            self._fail_if_empty(0)
+        self._annotate_asset_events(context, summary)
+        return summary
 
     def _pages(
         self,

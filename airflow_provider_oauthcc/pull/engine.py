@@ -81,6 +81,7 @@ class PageFetcher:
         self.retries = 0
         self.closed = False
         self._page_number = 0
+        self._streaming: requests.Response | None = None  # opened by ``open``, body unread
         self._retrying = retrying or policy.retrying(self.log_retry)
         self._environments: dict[tuple[str, str, bool], dict[str, Any]] = {}
         # Decided once per pull: a DEBUG line per page costs its formatting even when discarded.
@@ -94,6 +95,19 @@ class PageFetcher:
         timeout or lost connection is raised as it is, after an error line in the log that
         says the same.
         """
+        return self._fetch(request, page_number, read_body=True)
+
+    def open(self, request: PageRequest, page_number: int = 1) -> requests.Response:
+        """As ``fetch``, with the same egress rule, checks and retries, but the body of a
+        successful answer is left unread: the caller streams it (``response.raw``) and closes
+        the response. An answer cut off mid-body is then the caller's to retry."""
+        response = self._fetch(request, page_number, read_body=False)
+        self._streaming = response
+        return response
+
+    def _fetch(
+        self, request: PageRequest, page_number: int, *, read_body: bool
+    ) -> requests.Response:
         self._page_number = page_number
         if self.closed:
             raise PullStopped(f"Page {page_number}: not sent, the pull was stopped")
@@ -101,7 +115,7 @@ class PageFetcher:
             self.egress = EgressPolicy(request.url)
         foreign = self.egress.is_foreign(request.url, page_number)
         try:
-            response: requests.Response = self._retrying(self._send, request, foreign)
+            response: requests.Response = self._retrying(self._send, request, foreign, read_body)
         except RetryableStatusError as exc:
             raise exc.gave_up(page_number, self._attempts()) from None
         except requests.exceptions.RequestException as exc:
@@ -121,15 +135,19 @@ class PageFetcher:
         """Attempts made by the last ``fetch`` (tenacity keeps them per thread)."""
         return int(self._retrying.statistics.get("attempt_number", 1))
 
-    def _send(self, request: PageRequest, foreign: bool = False) -> requests.Response:
+    def _send(
+        self, request: PageRequest, foreign: bool = False, read_body: bool = True
+    ) -> requests.Response:
         options = {**self.options, **request.options} if request.options else self.options
         if foreign:
             response = self._send_foreign(request.url, self.method, options)
         else:
-            response = self._send_to_api(request, options)
+            response = self._send_to_api(request, options, stream=not read_body)
         # Read the body here, inside the retry, even when streaming: an answer cut off
         # mid-body is then retried like a lost connection, not met later while parsing.
-        _ = response.content
+        # Unless the caller streams it: then only a failed answer's body is read.
+        if read_body or not response.ok:
+            _ = response.content
         if options.get("check_response", True) and not response.ok:
             if self.policy.should_retry_status(response.status_code):
                 retry_after = retry_after_seconds(response)
@@ -138,12 +156,16 @@ class PageFetcher:
             self.check_response(response)
         return response
 
-    def _send_to_api(self, request: PageRequest, options: Mapping[str, Any]) -> requests.Response:
+    def _send_to_api(
+        self, request: PageRequest, options: Mapping[str, Any], *, stream: bool = False
+    ) -> requests.Response:
         """Through the session (token, headers, body). Redirects within the API's origin are
         followed as requests follows them; the session's gate stops one to another origin
         before it is sent, and one to an allowed other origin is fetched as a foreign page."""
         prepared = self.session.prepare_request(self._request(request))
         settings = self._environment(prepared.url or "", foreign=False)
+        if stream:
+            settings = {**settings, "stream": True}
         if self._logs_sends:
             self.log.debug("Sending %s to %s", self.method, shown(prepared.url or ""))
         try:
@@ -215,6 +237,9 @@ class PageFetcher:
     def close(self) -> None:
         """Stop: no further page is sent, and the session's sockets are closed now."""
         self.closed = True
+        streaming, self._streaming = self._streaming, None
+        if streaming is not None:  # its connection is not in the pool: close it too
+            streaming.close()
         close_session(self.session)
 
     def _request(self, request: PageRequest) -> requests.Request:

@@ -1,6 +1,9 @@
-"""JSON Lines output to object storage that appears at its final path only when complete.
+"""Output to object storage that appears at its final path only when complete.
 
-Records are written page by page to a hidden temporary sibling of the final path
+``AtomicWriter`` writes bytes, ``JsonLinesWriter`` records as JSON Lines (a pull's pages);
+``pull.stream`` writes one large answer through ``AtomicWriter`` as it arrives.
+
+Output is written to a hidden temporary sibling of the final path
 (``.<name>.<random>.partial``) and moved into place on success; on failure the temporary file
 is deleted. A failed pull therefore never leaves a partial file at the final path, a retried
 pull never a duplicated one, and a failed re-run keeps the previous complete file.
@@ -11,7 +14,7 @@ still only appears once complete (tested against a local S3, moto's server mode)
 attempt killed with SIGKILL leaves no temporary object but, past s3fs's first block (50 MiB),
 an unfinished multipart upload of it: the next attempt aborts that, as it deletes a stale file.
 
-Writes go straight to the file system's file object (one write per page), not through
+Writes go straight to the file system's file object (one write per page or chunk), not through
 ``ObjectStoragePath.open``, whose wrapper reports hook lineage on every write and for the
 temporary path; the final path is reported once, when it is published. ``abort`` (a task's
 ``on_kill``) discards the temporary output from another thread, multipart upload included.
@@ -53,12 +56,11 @@ def as_storage_path(target: ObjectStoragePath | str) -> ObjectStoragePath:
     return ObjectStoragePath(target.strip())
 
 
-class JsonLinesWriter:
-    """Writes records as JSON Lines to ``target`` atomically; use it as a context manager.
+class AtomicWriter:
+    """Writes bytes to ``target`` atomically; use it as a context manager.
 
-    ``records`` and ``bytes`` count what was written. Leaving the ``with`` block normally
-    publishes the file at ``target``; leaving it with an exception, or after ``abort``,
-    discards it.
+    ``bytes`` counts what was written. Leaving the ``with`` block normally publishes the file
+    at ``target``; leaving it with an exception, or after ``abort``, discards it.
     """
 
     def __init__(self, target: ObjectStoragePath | str, *, owner: str | None = None) -> None:
@@ -66,13 +68,15 @@ class JsonLinesWriter:
         that earlier attempts of the same owner left behind are removed on open."""
         self.target = as_storage_path(target)
         self.owner = owner
-        stem = f".{self.target.name}.{owner}-" if owner else f".{self.target.name}."
-        self.partial = self.target.parent / f"{stem}{secrets.token_hex(6)}.partial"
-        self.records = 0
+        self.partial = self._new_partial()
         self.bytes = 0
         self.aborted = False
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
+
+    def _new_partial(self) -> ObjectStoragePath:
+        stem = f".{self.target.name}.{self.owner}-" if self.owner else f".{self.target.name}."
+        return self.target.parent / f"{stem}{secrets.token_hex(6)}.partial"
 
     def __enter__(self) -> Self:
         self.target.parent.mkdir(parents=True, exist_ok=True)
@@ -98,22 +102,38 @@ class JsonLinesWriter:
                 _remove(fs, name)
         _abort_stale_uploads(fs, parent, f".{self.target.name}.{self.owner}-", stale)
 
-    def write(self, records: Iterable[Any]) -> int:
-        """Append records, one JSON document per line; returns the bytes written."""
-        from airflow_provider_oauthcc.pull.json_codec import json_lines
+    def write_bytes(self, data: bytes) -> int:
+        """Append ``data``; returns the bytes written."""
+        file = self._open_file()
+        file.write(data)
+        self.bytes += len(data)
+        return len(data)
 
+    def restart(self) -> None:
+        """Discard what was written so far and go on in a new temporary file (a retry of an
+        answer that broke off: its first bytes are not kept)."""
+        with self._lock:
+            file, self._file = self._file, None
+            if self.aborted:
+                raise OutputAborted(f"the output to {self.target} was aborted")
+        self._discard(file, abort_upload=True)
+        self.partial = self._new_partial()
+        self.bytes = 0
+        file = self.target.fs.open(self.partial.path, "wb")
+        with self._lock:
+            if not self.aborted:
+                self._file, file = file, None
+        if file is not None:  # aborted meanwhile
+            self._discard(file, abort_upload=True)
+            raise OutputAborted(f"the output to {self.target} was aborted")
+
+    def _open_file(self) -> IO[bytes]:
         file = self._file
         if file is None:
             if self.aborted:
                 raise OutputAborted(f"the output to {self.target} was aborted")
-            raise RuntimeError("JsonLinesWriter is not open; use it in a with block")
-        data, count = json_lines(records)
-        if not count:
-            return 0
-        file.write(data)
-        self.records += count
-        self.bytes += len(data)
-        return len(data)
+            raise RuntimeError(f"{type(self).__name__} is not open; use it in a with block")
+        return file
 
     def abort(self) -> None:
         """Discard the temporary output now and publish nothing; callable from any thread.
@@ -123,15 +143,7 @@ class JsonLinesWriter:
         with self._lock:
             self.aborted = True
             file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.discard()  # type: ignore[attr-defined]  # fsspec: abort a multipart upload
-            except Exception:
-                log.debug("No upload to abort for %s", self.partial, exc_info=True)
-        try:
-            self._discard(file)
-        except Exception:  # closing a discarded upload may fail; the partial is gone
-            log.debug("Closing the aborted output %s failed", self.partial, exc_info=True)
+        self._discard(file, abort_upload=True)
 
     def __exit__(
         self,
@@ -143,7 +155,7 @@ class JsonLinesWriter:
             file, self._file = self._file, None
             aborted = self.aborted
         if exc_type is not None:
-            self._discard(file)
+            self._discard(file, abort_upload=True)  # never completes an upload of a partial
             return
         if aborted:
             raise OutputAborted(f"the output to {self.target} was aborted; nothing was published")
@@ -156,15 +168,45 @@ class JsonLinesWriter:
             raise
         _report_output(self.target)
 
-    def _discard(self, file: IO[bytes] | None) -> None:
+    def _discard(self, file: IO[bytes] | None, *, abort_upload: bool = False) -> None:
+        if file is not None and abort_upload:
+            try:
+                file.discard()  # type: ignore[attr-defined]  # fsspec: abort a multipart upload
+            except Exception:
+                log.debug("No upload to abort for %s", self.partial, exc_info=True)
         try:
             if file is not None:
                 file.close()
+        except Exception:
+            if not abort_upload:
+                raise
+            # closing a discarded upload may fail; the partial is removed below
+            log.debug("Closing the aborted output %s failed", self.partial, exc_info=True)
         finally:
             try:
                 _remove(self.target.fs, self.partial.path)
             except Exception:
                 log.warning("Could not delete the temporary file %s", self.partial, exc_info=True)
+
+
+class JsonLinesWriter(AtomicWriter):
+    """Writes records as JSON Lines to ``target`` atomically; ``records`` counts them."""
+
+    def __init__(self, target: ObjectStoragePath | str, *, owner: str | None = None) -> None:
+        super().__init__(target, owner=owner)
+        self.records = 0
+
+    def write(self, records: Iterable[Any]) -> int:
+        """Append records, one JSON document per line; returns the bytes written."""
+        from airflow_provider_oauthcc.pull.json_codec import json_lines
+
+        self._open_file()
+        data, count = json_lines(records)
+        if not count:
+            return 0
+        self.write_bytes(data)
+        self.records += count
+        return len(data)
 
 
 def _move(fs: Any, source: str, destination: str) -> None:
