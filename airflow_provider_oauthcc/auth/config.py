@@ -198,9 +198,9 @@ class ClientConfig:
             signing_algorithm=signing_algorithm,
             client_cert=client_cert,
             client_cert_key=client_cert_key,
-            scope=_scope(extras),
+            scope=parse_scope(extras),
             audience=_str(extras, "audience"),
-            resource=_resources(extras),
+            resource=parse_resources(extras),
             request_params=_request_params(extras),
             verify=_verify(extras),
             timeout=_positive_number(extras, "timeout", DEFAULT_TIMEOUT),
@@ -373,7 +373,8 @@ def _url(extras: Mapping[str, Any], key: str, allow_http: bool) -> str | None:
     return value
 
 
-def _scope(extras: Mapping[str, Any]) -> str | None:
+def parse_scope(extras: Mapping[str, Any]) -> str | None:
+    """The ``scope`` in ``extras`` (string, comma/space separated, or list) as one string."""
     value = extras.get("scope")
     if value is None:
         return None
@@ -384,7 +385,8 @@ def _scope(extras: Mapping[str, Any]) -> str | None:
     raise OAuthCCConfigError("scope", "must be a space-separated string or a list of strings")
 
 
-def _resources(extras: Mapping[str, Any]) -> tuple[str, ...]:
+def parse_resources(extras: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``resource`` in ``extras`` (one URI or a list) as a tuple."""
     value = extras.get("resource")
     if value is None:
         return ()
