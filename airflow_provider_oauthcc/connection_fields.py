@@ -24,7 +24,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "https://api.example.com",
         "port": "optional, e.g. 443 (Airflow 3.3.2's Test button needs it)",
         "login": "the application's client ID",
-        "password": "client secret (not needed for private_key_jwt / tls_client_auth)",
+        "password": "client secret (not needed for private_key_jwt / tls_client_auth / "
+        "federated_assertion)",
         "auth_url": "https://idp.example.com/oauth/token",
         "issuer": "https://idp.example.com/realms/main",
         "scope": "read:orders write:orders",
@@ -33,6 +34,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "headers": '{"Accept": "application/json"}',
         "cache_dir": "/var/cache/airflow/oauthcc-token-cache",
         "cache_redis_conn_id": "redis_default",
+        "client_assertion_file": "/var/run/secrets/azure/tokens/azure-identity-token",
+        "assertion_audience": "https://login.salesforce.com",
     },
 }
 
@@ -74,6 +77,8 @@ CONN_FIELDS: dict[str, Any] = {
                 "client_secret_jwt": "JWT signed with the client secret (client_secret_jwt)",
                 "private_key_jwt": "JWT signed with a private key (private_key_jwt)",
                 "tls_client_auth": "Mutual TLS client certificate (tls_client_auth)",
+                "federated_assertion": "Workload identity: the platform's token file "
+                "(federated_assertion)",
             },
         },
     },
@@ -135,6 +140,46 @@ CONN_FIELDS: dict[str, Any] = {
     "client_cert_key": _text(
         "Client certificate key file", "For tls_client_auth: path of its PEM key."
     ),
+    # Workload identity and the JWT-bearer grant.
+    "client_assertion_file": _text(
+        "Federated assertion file",
+        "For federated_assertion (workload identity): the file the platform writes a signed JWT "
+        "to and rotates, e.g. a Kubernetes projected service-account token. Read at every token "
+        "request. Empty: the environment variable AZURE_FEDERATED_TOKEN_FILE (AKS).",
+    ),
+    "grant_type": {
+        "label": "Grant",
+        "description": "client_credentials (default), or the JWT-bearer grant (RFC 7523): an "
+        "assertion signed with the Private key is the grant (Salesforce, Google service "
+        "accounts).",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": ["client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "default": "client_credentials",
+            "values_display": {
+                "client_credentials": "Client credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer": "JWT bearer (RFC 7523)",
+            },
+        },
+    },
+    "assertion_issuer": _text(
+        "Assertion issuer (iss)", "JWT-bearer grant: the assertion's iss. Default: the Client ID."
+    ),
+    "assertion_subject": _text(
+        "Assertion subject (sub)",
+        "JWT-bearer grant: the user or account the token acts for (Salesforce: the username). "
+        "Default: the Client ID.",
+    ),
+    "assertion_audience": _text(
+        "Assertion audience (aud)",
+        "JWT-bearer grant: the assertion's aud (Salesforce: https://login.salesforce.com). "
+        "Default: the token endpoint URL.",
+    ),
+    "assertion_lifetime": {
+        "label": "Assertion lifetime (s)",
+        "description": "JWT-bearer grant: seconds until the assertion expires (exp). Default 300.",
+        "schema": {"type": ["number", "null"], "default": 300, "minimum": 1},
+    },
     "request_params": _text(
         "Extra token request parameters",
         "JSON object of additional form parameters.",

@@ -14,17 +14,25 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidClientError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
-from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import Blueprint, Flask, Request, Response, request
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from devserver.clients import AUTH_METHODS, GRANT_TYPE, Client, ClientRegistry
+from devserver.clients import (
+    AUTH_METHODS,
+    FEDERATED_METHOD,
+    GRANT_TYPE,
+    JWT_BEARER_GRANT,
+    Client,
+    ClientRegistry,
+)
 from devserver.faults import FaultSet
+from devserver.federation import authenticate_federated_client
 from devserver.instrument import capture, instrument, json_response
 from devserver.keys import PRIVATE_KEY_JWT_ALGORITHMS, SECRET_JWT_ALGORITHMS, SigningKey
 from devserver.mtls import authenticate_tls_client
@@ -112,7 +120,67 @@ class PrivateKeyJWTAssertion(_ClientAssertion):
 
 
 class ClientCredentials(ClientCredentialsGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
+    # The federated method first: it passes (None) unless the client is a federated one, where
+    # private_key_jwt would refuse an assertion whose "sub" is not a client.
+    TOKEN_ENDPOINT_AUTH_METHODS = [FEDERATED_METHOD, *AUTH_METHODS]
+
+
+class _Subject:
+    """The resource owner a JWT-bearer assertion acts for (its ``sub``)."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+
+    def get_user_id(self) -> str:
+        return self.subject
+
+
+class JWTBearer(JWTBearerGrant):
+    """RFC 7523 §2.1: ``iss`` names a client registered for the grant, the assertion is signed
+    with its key, ``aud`` is the token endpoint or the issuer, ``jti`` is never replayed."""
+
+    AUDIENCES: tuple[str, ...] = ()
+    _seen_jti: dict[str, float] = {}
+    _jti_lock = threading.Lock()
+
+    def resolve_issuer_client(self, issuer: str) -> Client | None:
+        client = self.server.query_client(issuer)
+        return client if isinstance(client, Client) and client.public_key is not None else None
+
+    def resolve_client_public_key(self, client: Client) -> Any:
+        return client.public_key
+
+    def get_audiences(self) -> list[str]:
+        return list(self.AUDIENCES)
+
+    def verify_claims(self, claims: Any) -> None:
+        super().verify_claims(claims)
+        jti, exp = claims.get("jti"), float(claims.get("exp", 0))
+        if not isinstance(jti, str) or not jti:
+            raise InvalidGrantError(description="Missing claim: 'jti'")
+        key, now = f"{claims.get('iss')}:{jti}", time.time()
+        with self._jti_lock:
+            for seen, until in list(self._seen_jti.items()):
+                if until < now:
+                    del self._seen_jti[seen]
+            if key in self._seen_jti:
+                raise InvalidGrantError(description="The assertion was used before (jti).")
+            self._seen_jti[key] = exp
+
+    def authenticate_user(self, subject: str) -> _Subject | None:
+        client: Client = self.request.client
+        allowed = client.jwt_bearer_subjects
+        return _Subject(subject) if not allowed or subject in allowed else None
+
+    def has_granted_permission(self, client: Client, user: _Subject) -> bool:
+        return True
+
+
+def jwt_bearer_grant(audiences: list[str]) -> type[JWTBearer]:
+    """The grant class for one server (authlib builds a grant per request from its class)."""
+    return type(
+        "JWTBearerForServer", (JWTBearer,), {"AUDIENCES": tuple(audiences), "_seen_jti": {}}
+    )
 
 
 class AccessTokenGenerator(JWTBearerTokenGenerator):
@@ -161,6 +229,12 @@ def claimed_client_id(req: Request) -> str | None:
         return req.authorization.username
     if client_id := req.form.get("client_id"):
         return client_id
+    if req.form.get("grant_type") == JWT_BEARER_GRANT and (grant := req.form.get("assertion")):
+        try:
+            issuer = unverified_claims(grant).get("iss")
+        except ValueError:
+            return None
+        return issuer if isinstance(issuer, str) else None
     if assertion := req.form.get("client_assertion"):
         try:
             claims = unverified_claims(assertion)
@@ -180,7 +254,7 @@ def server_metadata(
         "issuer": urls.issuer,
         "token_endpoint": urls.token_url,
         "jwks_uri": urls.jwks_url,
-        "grant_types_supported": [GRANT_TYPE],
+        "grant_types_supported": [GRANT_TYPE, JWT_BEARER_GRANT],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": [
@@ -189,6 +263,12 @@ def server_metadata(
         ],
         "scopes_supported": clients.all_scopes(),
     }
+
+
+def register_workload_identity(server: AuthorizationServer, audiences: list[str]) -> None:
+    """Federated client assertions (a platform's token) and the JWT-bearer grant."""
+    server.register_client_auth_method(FEDERATED_METHOD, authenticate_federated_client)
+    server.register_grant(jwt_bearer_grant(audiences))
 
 
 def create_auth_app(
@@ -222,6 +302,7 @@ def create_auth_app(
     )
     # Never succeeds without a verified client certificate, so it is safe on plain HTTP too.
     server.register_client_auth_method("tls_client_auth", authenticate_tls_client)
+    register_workload_identity(server, assertion_audiences)
 
     token_bp = Blueprint("token", __name__, url_prefix=issuer_path or None)
 

@@ -11,7 +11,7 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from devserver.keys import import_public_jwk, import_shared_secret
 
@@ -24,6 +24,20 @@ AUTH_METHODS = (
 )
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
 GRANT_TYPE = "client_credentials"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+FEDERATED_METHOD = "federated_assertion"
+
+
+@dataclass(frozen=True)
+class Federation:
+    """A federated identity credential (as Entra ID's): the client trusts assertions that
+    ``issuer`` (a platform: Kubernetes, a cloud) signs with a key of ``keys`` for ``subject``
+    and ``audience``."""
+
+    issuer: str
+    subject: str
+    audience: str
+    keys: KeySet = field(repr=False)
 
 
 @dataclass(eq=False)
@@ -40,6 +54,12 @@ class Client(ClientMixin):
     # Parsed once at registration so no request re-parses key material.
     secret_key: OctKey | None = field(default=None, repr=False)
     public_key: RSAKey | ECKey | None = field(default=None, repr=False)
+    #: Workload identity and the JWT-bearer grant (build_federated_client,
+    #: build_jwt_bearer_client).
+    federation: Federation | None = None
+    grant_types: frozenset[str] = frozenset({GRANT_TYPE})
+    #: JWT-bearer grant: the subjects ("sub") it may act for; empty means any.
+    jwt_bearer_subjects: frozenset[str] = frozenset()
 
     @property
     def allowed_scopes(self) -> list[str]:
@@ -74,7 +94,7 @@ class Client(ClientMixin):
         return method in self.auth_methods
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == GRANT_TYPE
+        return grant_type in self.grant_types
 
     def get_default_redirect_uri(self) -> None:
         return None
@@ -130,6 +150,44 @@ def build_client(
         tls_client_auth_subject_dn=tls_client_auth_subject_dn,
         secret_key=import_shared_secret(secret) if secret else None,
         public_key=import_public_jwk(public_jwk) if public_jwk else None,
+    )
+
+
+def build_federated_client(
+    client_id: str, *, federation: Federation, scope: str = "", token_lifetime: int = 3600
+) -> Client:
+    """A client that authenticates with a platform's assertion only (no secret, no key)."""
+    if token_lifetime <= 0:
+        raise ValueError("token_lifetime must be positive")
+    return Client(
+        client_id=client_id,
+        auth_methods=frozenset({FEDERATED_METHOD}),
+        scope=scope,
+        token_lifetime=token_lifetime,
+        federation=federation,
+    )
+
+
+def build_jwt_bearer_client(
+    client_id: str,
+    *,
+    public_jwk: dict[str, Any],
+    scope: str = "",
+    subjects: Sequence[str] = (),
+    token_lifetime: int = 3600,
+) -> Client:
+    """A client that may use the JWT-bearer grant (RFC 7523 §2.1): its assertions are signed
+    with the private key of ``public_jwk``, ``iss`` is the client ID, ``sub`` one of
+    ``subjects`` (any when empty)."""
+    return Client(
+        client_id=client_id,
+        auth_methods=frozenset({"none"}),
+        scope=scope,
+        token_lifetime=token_lifetime,
+        public_jwk=public_jwk,
+        public_key=import_public_jwk(public_jwk),
+        grant_types=frozenset({JWT_BEARER_GRANT}),
+        jwt_bearer_subjects=frozenset(subjects),
     )
 
 

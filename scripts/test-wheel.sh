@@ -10,20 +10,28 @@
 #   - the README's quick start, as written (scripts/check_quickstart.py),
 #   - the hook and operator integration tests (tests/integration/test_hook.py, test_operator.py)
 #     pass in that virtualenv against the local servers.
-# Usage: scripts/test-wheel.sh [--keep] [--airflow latest|3.1|3.0|2.11]
+# Usage: scripts/test-wheel.sh [--keep] [--airflow latest|3.1|3.0|2.11] [--unpinned]
 #   --keep     leaves the work folder for a look
 #   --airflow  which locked Airflow the clean virtualenv gets (default latest): the versions of
 #              the uv group airflow-latest, airflow-3-1, airflow-3-0 or airflow-floor (2.11)
+#   --unpinned installs as many users do instead: `pip install WHEEL apache-airflow~=X.Y.0`
+#              (the newest release of that line), no constraints at all (the resolver picks
+#              the newest of everything the wheel and that Airflow allow), and checks only that
+#              a pull's output file is written or, where the resolved libraries cannot work
+#              together (Airflow 2.11 / 3.0 with universal-pathlib 0.3), that the provider
+#              names the fix
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 KEEP=
 AIRFLOW_LINE=latest
+UNPINNED=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --keep) KEEP=--keep; shift ;;
     --airflow) AIRFLOW_LINE=${2:?--airflow needs a version}; shift 2 ;;
-    *) echo "usage: $0 [--keep] [--airflow latest|3.1|3.0|2.11]" >&2; exit 2 ;;
+    --unpinned) UNPINNED=1; shift ;;
+    *) echo "usage: $0 [--keep] [--airflow latest|3.1|3.0|2.11] [--unpinned]" >&2; exit 2 ;;
   esac
 done
 case $AIRFLOW_LINE in
@@ -56,14 +64,23 @@ echo "== uv build (sdist + wheel)"
 .venv/bin/twine check --strict "$WORK"/dist/* >"$WORK/twine.log" 2>&1 || { cat "$WORK/twine.log" >&2; exit 1; }
 echo "   twine check --strict: PASSED (long description renders)"
 
-echo "== a clean virtualenv with the wheel and the locked versions of group $GROUP"
+echo "== a clean virtualenv with the wheel and $([[ -n $UNPINNED ]] && echo "the Airflow" || echo "the locked versions") of group $GROUP"
 "${UV[@]}" export --frozen --quiet --format requirements-txt --no-hashes --no-emit-project \
   --no-default-groups --group "$GROUP" --all-extras -o "$WORK/constraints.txt"
 "${UV[@]}" venv --quiet --python "$(.venv/bin/python -c 'import sys; print(sys.executable)')" "$VENV"
 WHEEL=$(ls "$WORK"/dist/*.whl)
-"${UV[@]}" pip install --quiet --python "$VENV/bin/python" -c "$WORK/constraints.txt" \
-  "$WHEEL[redis]" "$(grep -E '^apache-airflow==' "$WORK/constraints.txt" | cut -d' ' -f1)"
-echo "   $("$VENV/bin/python" -c 'from importlib.metadata import version; print("apache-airflow", version("apache-airflow"))')"
+AIRFLOW_PIN=$(grep -E '^apache-airflow==' "$WORK/constraints.txt" | cut -d' ' -f1)
+if [[ -n $UNPINNED ]]; then
+  # The newest release of the locked Airflow's line (apache-airflow~=3.0.0), as a user who
+  # upgrades gets it; uv's cache makes this a few seconds once it is downloaded.
+  AIRFLOW_PIN="apache-airflow~=$(echo "${AIRFLOW_PIN#apache-airflow==}" | cut -d. -f1,2).0"
+  echo "   as users install it: the wheel and $AIRFLOW_PIN, no constraints"
+  "${UV[@]}" pip install --quiet --python "$VENV/bin/python" "$WHEEL" "$AIRFLOW_PIN"
+else
+  "${UV[@]}" pip install --quiet --python "$VENV/bin/python" -c "$WORK/constraints.txt" \
+    "$WHEEL[redis]" "$AIRFLOW_PIN"
+fi
+echo "   $("$VENV/bin/python" -c 'from importlib.metadata import version as v; print("apache-airflow", v("apache-airflow"), "/ universal-pathlib", v("universal-pathlib"))')"
 
 cd "$WORK"  # nothing from the repository is importable from here
 export AIRFLOW_HOME=$WORK/airflow-home
@@ -85,6 +102,14 @@ if not where.is_relative_to(Path(sys.argv[1]).resolve()):
     sys.exit(f"airflow_provider_oauthcc imported from {where}, not from the wheel")
 print(f"   airflow_provider_oauthcc {package.__version__} from {where.parent}")
 EOF
+
+if [[ -n $UNPINNED ]]; then
+  echo "== a pull's output to file:// (the provider's writer, from the wheel)"
+  "$VENV/bin/python" "$REPO/scripts/check_unpinned_output.py" "$WORK/output" \
+    || fail "the unpinned install cannot write its output"
+  echo "== the wheel, installed unpinned, writes its output (or names the fix)"
+  exit 0
+fi
 
 echo "== airflow providers list / hooks / triggers"
 "$AIRFLOW" providers list -o plain >"$WORK/providers.txt" 2>"$WORK/providers.err" || { cat "$WORK/providers.err" >&2; exit 1; }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, types, the built wheel in clean virtualenvs (Airflow 3.3, 3.0, 2.11), the
+# `make test`: lint, types, the built wheel in clean virtualenvs (Airflow 3.3, 3.0, 2.11; and
+# installed without constraints on 2.11, 3.0, 3.1 and the newest), the
 # whole suite on the newest (3.3) and the oldest (2.11) supported Airflow, and on the middle
 # versions (3.0, 3.1) the tests of version-specific code (marker "versioned",
 # tests/conftest.py). Stages of different Airflow versions run side by side where they fit two
@@ -83,6 +84,12 @@ FLOOR_VERSION=$(airflow_version .venv-2.11)
 V30_VERSION=$(airflow_version .venv-3.0)
 V31_VERSION=$(airflow_version .venv-3.1)
 wheel() { scripts/test-wheel.sh --airflow "$1"; }
+# The wheel as many users install it (no constraints file) on every supported line: one small
+# virtualenv each, from uv's cache; about 30 s per line.
+unpinned_wheels() {
+  local line
+  for line in 2.11 3.0 3.1 latest; do scripts/test-wheel.sh --airflow "$line" --unpinned || return 1; done
+}
 # OAUTHCC_TEST_STAGE: what the stage's environment must have (tests/support/stage.py).
 newest() { OAUTHCC_TEST_STAGE=newest scripts/pytest.sh .venv -m "not celery and not load"; }
 floor() { OAUTHCC_TEST_STAGE=floor scripts/pytest.sh .venv-2.11 -m "not celery and not load"; }
@@ -90,7 +97,8 @@ versioned() { OAUTHCC_TEST_STAGE=${1#.venv-} scripts/pytest.sh "$1" -m "versione
 
 together "wheel: Airflow $AIRFLOW_VERSION" "wheel latest" \
   "wheel: Airflow $V30_VERSION" "wheel 3.0" \
-  "wheel: Airflow $FLOOR_VERSION (floor)" "wheel 2.11"
+  "wheel: Airflow $FLOOR_VERSION (floor)" "wheel 2.11" \
+  "wheel unpinned: Airflow 2.11, 3.0, 3.1, newest" unpinned_wheels
 together "tests: Airflow $AIRFLOW_VERSION (newest)" newest \
   "tests: Airflow $FLOOR_VERSION (floor)" floor
 # The scale and real-deployment tests (marker "load") exercise version-independent code at

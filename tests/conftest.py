@@ -54,6 +54,7 @@ VERSIONED = {
     "test_output_s3.py",
     "test_pagination_origin.py",
     "test_stream_download.py",
+    "test_task_token_params.py",
     "test_trigger_scale.py",  # marker "load": newest only, listed for completeness
     # e2e
     "test_airflow_cli.py",

@@ -18,7 +18,7 @@ import tenacity
 import urllib3
 
 from airflow_provider_oauthcc.auth import masking
-from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME, ClientAuthenticator
+from airflow_provider_oauthcc.auth.client_auth import ClientAuthenticator
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.discovery import discover_token_endpoint
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
@@ -192,7 +192,9 @@ class TokenClient(RetryingTokenClient):
             url, headers, urlencode(token_form(self.config), doseq=True)
         )
         if self._authenticator.last_assertion:
-            masking.mask_token(self._authenticator.last_assertion, time.time() + ASSERTION_LIFETIME)
+            masking.mask_token(
+                self._authenticator.last_assertion, self._authenticator.last_assertion_expires
+            )
         sent_at = time.time()
         deadline = time.monotonic() + attempt_deadline(self.config.timeout)
         try:
@@ -244,8 +246,9 @@ class TokenClient(RetryingTokenClient):
 
 
 def token_form(config: ClientConfig) -> dict[str, Any]:
-    """The client-credentials grant's form fields (client authentication not included)."""
-    form: dict[str, Any] = {"grant_type": "client_credentials"}
+    """The grant's form fields (client authentication, and the JWT-bearer grant's assertion,
+    not included)."""
+    form: dict[str, Any] = {"grant_type": config.grant_type}
     if config.scope:
         form["scope"] = config.scope
     if config.audience:

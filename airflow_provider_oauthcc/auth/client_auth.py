@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.config import JWT_BEARER, ClientConfig
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
 ASSERTION_LIFETIME = 300
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 AuthCallable = Callable[[Any, str, str, dict[str, str], str], tuple[str, dict[str, str], str]]
 
 
@@ -27,15 +28,23 @@ class ClientAuthenticator:
 
         self._config = config
         self.last_assertion: str | None = None
-        """The client assertion of the last request (to mask), if the method signs one."""
+        """The assertion of the last request (to mask), if the method sends one."""
+        self.last_assertion_expires = 0.0
+        """When ``last_assertion`` expires (epoch seconds): how long to keep it masked."""
         secret: Any = config.client_secret
         method: str | AuthCallable = config.auth_method
         self._header: dict[str, str] = {"kid": config.key_id} if config.key_id else {}
-        if config.auth_method == "private_key_jwt":
+        if config.grant_type == JWT_BEARER:
+            # RFC 7523 §2.1: the signed assertion is the grant; no client authentication.
+            secret = _import_private_key(config)
+            method = self._jwt_bearer_grant
+        elif config.auth_method == "private_key_jwt":
             secret = _import_private_key(config)
             method = self._jwt_assertion
             if config.client_cert:
                 self._header.update(certificate_thumbprints(config.client_cert))
+        elif config.auth_method == "federated_assertion":
+            method = self._federated_assertion
         elif config.auth_method == "client_secret_jwt":
             method = self._jwt_assertion
         elif config.auth_method == "client_secret_basic":
@@ -92,7 +101,7 @@ class ClientAuthenticator:
             claims=claims,
             header=header,
         )
-        self.last_assertion = assertion
+        self.last_assertion, self.last_assertion_expires = assertion, claims["exp"]
         body = add_params_to_qs(
             body or "",
             [("client_assertion_type", ASSERTION_TYPE), ("client_assertion", assertion)],
@@ -100,6 +109,59 @@ class ClientAuthenticator:
         # RFC 7523 §3 makes client_id optional; Okta and Entra ID ask for it all the same.
         body = add_params_to_qs(body, [("client_id", config.client_id)])
         return uri, headers, body
+
+    def _federated_assertion(
+        self, auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        """RFC 7521 §4.2 with the platform's assertion, read again for every request (it
+        rotates); no client secret."""
+        from authlib.common.urls import add_params_to_qs
+
+        from airflow_provider_oauthcc.auth.assertion_file import read_assertion
+
+        assert self._config.client_assertion_file is not None
+        assertion, claims = read_assertion(self._config.client_assertion_file)
+        expires = claims.get("exp")
+        self.last_assertion = assertion
+        self.last_assertion_expires = (
+            float(expires) if isinstance(expires, int | float) else time.time() + 86400
+        )
+        body = add_params_to_qs(
+            body or "",
+            [
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE),
+                ("client_assertion", assertion),
+                ("client_id", self._config.client_id),
+            ],
+        )
+        return uri, headers, body
+
+    def _jwt_bearer_grant(
+        self, auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        """RFC 7523 §2.1: ``assertion=`` a JWT signed with the private key. ``iss`` defaults
+        to the client ID, ``sub`` to the client ID, ``aud`` to the token endpoint (Salesforce
+        wants its login URL, Google its token URL: set ``assertion_audience``)."""
+        from authlib.common.urls import add_params_to_qs
+        from authlib.oauth2.rfc7523 import JWTBearerGrant
+
+        config = self._config
+        now = int(time.time())
+        claims = {"scope": config.scope} if config.scope else {}
+        assertion = JWTBearerGrant.sign(
+            auth.client_secret,
+            issuer=config.assertion_issuer or config.client_id,
+            audience=config.assertion_audience or uri,
+            subject=config.assertion_subject or config.client_id,
+            issued_at=now,
+            expires_at=now + config.assertion_lifetime,
+            claims=claims,
+            header=dict(self._header),
+            alg=config.signing_algorithm,
+        )
+        self.last_assertion = assertion
+        self.last_assertion_expires = now + config.assertion_lifetime
+        return uri, headers, add_params_to_qs(body or "", [("assertion", assertion)])
 
 
 def _import_private_key(config: ClientConfig) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ AUTH_METHODS = (
     "client_secret_jwt",
     "private_key_jwt",
     "tls_client_auth",
+    "federated_assertion",
 )
 SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 # RFC 6749 §2.3.1: client_secret_basic form-encodes ID and secret before base64 ("form");
@@ -24,6 +26,24 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jw
 BASIC_ENCODINGS = ("form", "plain")
 CACHE_BACKENDS = ("memory", "file", "redis")
 DEFAULT_REDIS_CONN_ID = "redis_default"
+
+# Workload identity and the JWT-bearer grant (RFC 7523).
+CLIENT_CREDENTIALS = "client_credentials"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GRANT_TYPES = {
+    CLIENT_CREDENTIALS: CLIENT_CREDENTIALS,
+    JWT_BEARER: JWT_BEARER,
+    "jwt_bearer": JWT_BEARER,
+}
+DEFAULT_ASSERTION_LIFETIME = 300
+# Microsoft Entra workload identity (AKS) publishes these to the pod, as azure-identity reads them.
+AZURE_ENV_FILE, AZURE_ENV_CLIENT, AZURE_ENV_TENANT = (
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+)
+AZURE_ENV_AUTHORITY = "AZURE_AUTHORITY_HOST"
+ENTRA_AUTHORITY = "https://login.microsoftonline.com"
 
 # The token endpoint's key is auth_url: "token_url" (accepted as another name) contains
 # "token", so Airflow would show its value as *** in the UI, the CLI and every log line.
@@ -56,6 +76,12 @@ OAUTH_KEYS = frozenset(
         "cache_backend",
         "cache_dir",
         "cache_redis_conn_id",
+        "client_assertion_file",
+        "grant_type",
+        "assertion_issuer",
+        "assertion_subject",
+        "assertion_audience",
+        "assertion_lifetime",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -119,6 +145,14 @@ class ClientConfig:
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
     unknown_keys: tuple[str, ...] = ()
+    # Workload identity (federated_assertion) and the JWT-bearer grant.
+    client_assertion_file: str | None = None
+    """federated_assertion: the file the platform writes the client assertion to."""
+    grant_type: str = CLIENT_CREDENTIALS
+    assertion_issuer: str | None = None
+    assertion_subject: str | None = None
+    assertion_audience: str | None = None
+    assertion_lifetime: int = DEFAULT_ASSERTION_LIFETIME
 
     @classmethod
     def from_connection(
@@ -131,9 +165,21 @@ class ClientConfig:
     ) -> ClientConfig:
         """Build from Airflow connection parts: login, password, extra (dict or JSON text)."""
         extras = _parse_extra(extra)
-        method = _choice(extras, "auth_method", AUTH_METHODS, "client_secret_basic")
+        grant_type = _grant_type(extras)
+        method = _choice(extras, "auth_method", AUTH_METHODS, _default_method(extras, grant_type))
+        if grant_type == JWT_BEARER and method != "private_key_jwt":
+            raise OAuthCCConfigError(
+                "grant_type",
+                "the JWT-bearer grant signs its assertion with the connection's private key: "
+                "leave auth_method empty (or 'private_key_jwt') and set private_key",
+            )
+        if method == "federated_assertion":
+            client_id, extras = _workload_identity(client_id, extras)
         if not client_id or not str(client_id).strip():
-            raise OAuthCCConfigError("login", "the Client ID is empty; set it in the Login field")
+            where = f" (or {AZURE_ENV_CLIENT})" if method == "federated_assertion" else ""
+            raise OAuthCCConfigError(
+                "login", f"the Client ID is empty; set it in the Login field{where}"
+            )
         allow_http = _bool(extras, "allow_insecure_http", False)
         token_url_key = _token_url_key(extras)
         token_url = _url(extras, token_url_key, allow_http)
@@ -142,7 +188,8 @@ class ClientConfig:
             raise OAuthCCConfigError(
                 "auth_url",
                 "no token endpoint: set 'auth_url' to the token endpoint URL (e.g. "
-                "https://idp.example.com/oauth/token) or 'issuer' to discover it",
+                "https://idp.example.com/oauth/token) or 'issuer' to discover it"
+                + (f" (or {AZURE_ENV_TENANT})" if method == "federated_assertion" else ""),
             )
         secret = client_secret or None
         _check_encodable("login", str(client_id))
@@ -198,9 +245,9 @@ class ClientConfig:
             signing_algorithm=signing_algorithm,
             client_cert=client_cert,
             client_cert_key=client_cert_key,
-            scope=_scope(extras),
+            scope=parse_scope(extras),
             audience=_str(extras, "audience"),
-            resource=_resources(extras),
+            resource=parse_resources(extras),
             request_params=_request_params(extras),
             verify=_verify(extras),
             timeout=_positive_number(extras, "timeout", DEFAULT_TIMEOUT),
@@ -216,6 +263,14 @@ class ClientConfig:
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
             unknown_keys=unknown,
+            client_assertion_file=_str(extras, "client_assertion_file"),
+            grant_type=grant_type,
+            assertion_issuer=_str(extras, "assertion_issuer"),
+            assertion_subject=_str(extras, "assertion_subject"),
+            assertion_audience=_str(extras, "assertion_audience"),
+            assertion_lifetime=int(
+                _positive_number(extras, "assertion_lifetime", DEFAULT_ASSERTION_LIFETIME)
+            ),
         )
 
     @property
@@ -225,7 +280,7 @@ class ClientConfig:
         credential itself)."""
         from airflow_provider_oauthcc.auth.deployment import keyed_digest
 
-        parts = (
+        parts: tuple[Any, ...] = (
             self.token_url or f"issuer:{self.issuer}",
             self.client_id,
             self.auth_method,
@@ -235,6 +290,10 @@ class ClientConfig:
             sorted(self.request_params.items()),
             keyed_digest("credential", self.credential()),
         )
+        if self.grant_type != CLIENT_CREDENTIALS:
+            # Who the JWT-bearer assertion acts for is whose token it is.
+            grant = [self.assertion_issuer, self.assertion_subject, self.assertion_audience]
+            parts = (*parts, self.grant_type, grant)
         return json.dumps(parts, separators=(",", ":"))
 
     def credential(self) -> bytes:
@@ -245,6 +304,12 @@ class ClientConfig:
         """
         if self.auth_method in SECRET_METHODS:
             return (self.client_secret or "").encode()
+        if self.auth_method == "federated_assertion":
+            from airflow_provider_oauthcc.auth.assertion_file import assertion_identity
+
+            # Who the platform vouches for, not the bytes: those rotate every hour or so.
+            assert self.client_assertion_file is not None
+            return assertion_identity(self.client_assertion_file)
         pieces: list[bytes] = []
         if self.auth_method == "private_key_jwt":
             pieces.append((self.private_key or "").encode())
@@ -274,6 +339,55 @@ class ClientConfig:
         from airflow_provider_oauthcc.auth.redact import secret_forms
 
         return secret_forms(self.secrets, self.client_id)
+
+
+def _workload_identity(
+    client_id: str | None, extras: dict[str, Any]
+) -> tuple[str | None, dict[str, Any]]:
+    """federated_assertion: what the connection leaves empty, from the environment that
+    Microsoft Entra workload identity sets (the assertion file, the client ID, the tenant)."""
+    extras = dict(extras)
+    if "client_assertion_file" not in extras:
+        path = os.environ.get(AZURE_ENV_FILE, "").strip()
+        if not path:
+            raise OAuthCCConfigError(
+                "client_assertion_file",
+                "federated_assertion needs the path of the assertion file the platform writes "
+                f"(or the environment variable {AZURE_ENV_FILE})",
+            )
+        extras["client_assertion_file"] = path
+    if not client_id or not str(client_id).strip():
+        client_id = os.environ.get(AZURE_ENV_CLIENT, "").strip() or None
+    if not any(key in extras for key in (*TOKEN_URL_KEYS, "issuer")):
+        tenant = os.environ.get(AZURE_ENV_TENANT, "").strip()
+        if tenant:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", tenant):
+                raise OAuthCCConfigError(
+                    "auth_url", f"{AZURE_ENV_TENANT} is not a tenant ID or domain: {tenant!r}"
+                )
+            authority = os.environ.get(AZURE_ENV_AUTHORITY, "").strip() or ENTRA_AUTHORITY
+            if "://" not in authority:
+                authority = f"https://{authority}"
+            extras["auth_url"] = f"{authority.rstrip('/')}/{tenant}/oauth2/v2.0/token"
+    return client_id, extras
+
+
+def _default_method(extras: Mapping[str, Any], grant_type: str) -> str:
+    if grant_type == JWT_BEARER:
+        return "private_key_jwt"
+    if "client_assertion_file" in extras:
+        return "federated_assertion"
+    return "client_secret_basic"
+
+
+def _grant_type(extras: Mapping[str, Any]) -> str:
+    value = _str(extras, "grant_type") or CLIENT_CREDENTIALS
+    if value not in GRANT_TYPES:
+        raise OAuthCCConfigError(
+            "grant_type",
+            f"unknown grant {value!r}; choose {CLIENT_CREDENTIALS} or {JWT_BEARER} (jwt_bearer)",
+        )
+    return GRANT_TYPES[value]
 
 
 def as_flag(key: str, value: Any) -> bool:
@@ -373,7 +487,8 @@ def _url(extras: Mapping[str, Any], key: str, allow_http: bool) -> str | None:
     return value
 
 
-def _scope(extras: Mapping[str, Any]) -> str | None:
+def parse_scope(extras: Mapping[str, Any]) -> str | None:
+    """The ``scope`` in ``extras`` (string, comma/space separated, or list) as one string."""
     value = extras.get("scope")
     if value is None:
         return None
@@ -384,7 +499,8 @@ def _scope(extras: Mapping[str, Any]) -> str | None:
     raise OAuthCCConfigError("scope", "must be a space-separated string or a list of strings")
 
 
-def _resources(extras: Mapping[str, Any]) -> tuple[str, ...]:
+def parse_resources(extras: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``resource`` in ``extras`` (one URI or a list) as a tuple."""
     value = extras.get("resource")
     if value is None:
         return ()

@@ -61,6 +61,20 @@ def refusal(
 ) -> str | None:
     """Why this test must not run, or None. ``tested_*`` are the values the test would use
     (the form merged with the stored connection); ``stored_extra`` reads the stored extras."""
+    ambient = workload_identity(tested_extra)
+    if ambient:
+        # The assertion is the API server's own (its workload identity), whoever edits the form.
+        stored = stored_extra()
+        changed = changed_destination(stored, tested_extra)
+        if stored.get("client_assertion_file") != tested_extra.get("client_assertion_file"):
+            changed.append("client_assertion_file")
+        if not changed:
+            return None
+        return (
+            f"Test refused: {_listing(changed)} differ from the stored connection "
+            f"'{form.connection_id}', and the test would send the API server's own {ambient} "
+            "there. Save the connection (if you may) and test it again."
+        )
     reused = reused_secrets(form, tested_password, tested_extra)
     if not reused:
         return None
@@ -73,6 +87,17 @@ def refusal(
         "there (the form shows them masked). To test these settings, type the secret into "
         "the form, or save the connection and test it again."
     )
+
+
+def workload_identity(tested_extra: Mapping[str, Any]) -> str | None:
+    """What the test would read from the API server's host itself (federated_assertion: the
+    platform's assertion file), or None."""
+    method = tested_extra.get("auth_method")
+    if method == "federated_assertion" or (
+        not method and tested_extra.get("client_assertion_file")
+    ):
+        return "workload identity assertion (client_assertion_file / AZURE_FEDERATED_TOKEN_FILE)"
+    return None
 
 
 def reused_secrets(

@@ -21,6 +21,7 @@ from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
 from airflow_provider_oauthcc.auth.tls import warn_if_unverified
+from airflow_provider_oauthcc.auth.token_params import TokenParams
 from airflow_provider_oauthcc.hooks.token_cache import hook_token_cache, redis_client
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class OAuthCCHook(HttpHook):
 
     :param method: HTTP method of ``run()`` (default GET).
     :param oauth_conn_id: an ``oauth2_client_credentials`` connection.
+    :param scope: this hook's scope instead of the connection's (string or list).
+    :param audience: this hook's audience instead of the connection's.
+    :param resource: this hook's resource indicator(s) instead of the connection's.
+        Each distinct scope / audience / resource is its own token, cached apart.
     """
 
     conn_name_attr = "oauth_conn_id"
@@ -80,10 +85,18 @@ class OAuthCCHook(HttpHook):
     hook_name = "OAuth2 Client Credentials"
 
     def __init__(
-        self, method: str = "GET", oauth_conn_id: str = default_conn_name, **kwargs: Any
+        self,
+        method: str = "GET",
+        oauth_conn_id: str = default_conn_name,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(method=method, http_conn_id=oauth_conn_id, **kwargs)
         self.oauth_conn_id = oauth_conn_id
+        self.token_params = TokenParams.of(scope, audience, resource)
         self._oauth_config: ClientConfig | None = None
         self._token_provider: TokenProvider | None = None
 
@@ -127,6 +140,7 @@ class OAuthCCHook(HttpHook):
             extra=connection.extra,
             api_base_url=self.base_url,
         )
+        config = self.token_params.apply(config)
         if config.unknown_keys:
             self.log.warning(
                 "Connection %s has extras this hook does not use: %s (not sent anywhere)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -55,6 +55,9 @@ class OAuthCCAsyncHook(BaseHook):
 
     :param oauth_conn_id: an ``oauth2_client_credentials`` connection.
     :param method: HTTP method of ``run()`` (default GET).
+    :param scope: this hook's scope instead of the connection's (as ``OAuthCCHook``).
+    :param audience: this hook's audience instead of the connection's.
+    :param resource: this hook's resource indicator(s) instead of the connection's.
     """
 
     conn_name_attr = "oauth_conn_id"
@@ -62,12 +65,26 @@ class OAuthCCAsyncHook(BaseHook):
     #: Requests this hook retried so far.
     retried = 0
 
-    def __init__(self, oauth_conn_id: str = default_conn_name, method: str = "GET") -> None:
+    def __init__(
+        self,
+        oauth_conn_id: str = default_conn_name,
+        method: str = "GET",
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.oauth_conn_id = oauth_conn_id
         self.method = method.upper()
         # The sync hook's rules for the base URL, the settings and errors; it makes no request.
-        self._sync = OAuthCCHook(method=self.method, oauth_conn_id=oauth_conn_id)
+        self._sync = OAuthCCHook(
+            method=self.method,
+            oauth_conn_id=oauth_conn_id,
+            scope=scope,
+            audience=audience,
+            resource=resource,
+        )
         self._provider: AsyncTokenProvider | None = None
 
     async def token_provider(self) -> AsyncTokenProvider:

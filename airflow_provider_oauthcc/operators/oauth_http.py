@@ -74,6 +74,9 @@ class OAuthHttpOperator(HttpOperator):
         is accepted as another name for it, so that an ``HttpOperator`` task only changes its
         class name.
     :param endpoint: path relative to the connection's host. (templated)
+    :param scope: this task's token scope instead of the connection's (string or list), e.g.
+        ``"https://graph.microsoft.com/.default"``; likewise ``audience`` and ``resource``.
+        Each distinct set is its own token and cache entry. Sent from the triggerer too.
     :param method: HTTP method, default GET.
     :param data: query parameters for GET, the body otherwise. (templated)
     :param headers: extra request headers. (templated)
@@ -140,6 +143,9 @@ class OAuthHttpOperator(HttpOperator):
         response_format: str = "json",
         decompress: bool | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_oauthcc.argument_aliases import (
@@ -147,6 +153,7 @@ class OAuthHttpOperator(HttpOperator):
             output_path_from_alias,
         )
         from airflow_provider_oauthcc.auth.egress import parse_allowed_origins
+        from airflow_provider_oauthcc.auth.token_params import TokenParams
 
         oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
         output_path = output_path_from_alias(output_path, kwargs)
@@ -179,6 +186,7 @@ class OAuthHttpOperator(HttpOperator):
         self.retry_max_wait = retry_max_wait
         self.allowed_origins = list(parse_allowed_origins(allowed_origins))
         self.progress_interval = progress_interval
+        self.token_params = TokenParams.of(scope, audience, resource)
         # What a run has open, for on_kill (another thread, or a signal handler) to stop.
         self._running_fetcher: PageFetcher | None = None
         self._running_writer: JsonLinesWriter | None = None
@@ -222,6 +230,7 @@ class OAuthHttpOperator(HttpOperator):
         return OAuthCCHook(
             method=self.method,
             oauth_conn_id=self.oauth_conn_id,
+            **self.token_params.serialize(),
             tcp_keep_alive=self.tcp_keep_alive,
             tcp_keep_alive_idle=self.tcp_keep_alive_idle,
             tcp_keep_alive_count=self.tcp_keep_alive_count,
@@ -271,6 +280,7 @@ class OAuthHttpOperator(HttpOperator):
                 request_kwargs=self.request_kwargs,
                 retries=self.page_retries,
                 retry_max_wait=self.retry_max_wait,
+                oauth_params=self.token_params.serialize(),
             ),
             method_name="execute_complete",
             timeout=self._deferral_timeout(hook),

@@ -37,6 +37,7 @@ def first_page_trigger(
     request_kwargs: dict[str, Any],
     retries: int,
     retry_max_wait: float,
+    oauth_params: dict[str, Any] | None = None,
 ) -> OAuthHttpTrigger:
     """The trigger that sends ``first`` (the request of page 1, paginator applied)."""
     unsendable = sorted(set(request_kwargs) - _SENDABLE_REQUEST_KWARGS)
@@ -56,6 +57,7 @@ def first_page_trigger(
         json=request_kwargs.get("json"),
         retries=retries,
         retry_max_wait=retry_max_wait,
+        oauth_params=oauth_params,
     )
 
 

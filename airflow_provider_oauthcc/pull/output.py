@@ -53,7 +53,38 @@ def as_storage_path(target: ObjectStoragePath | str) -> ObjectStoragePath:
         return target
     if not isinstance(target, str) or not target.strip():
         raise ValueError(f"output must be an ObjectStoragePath or a URI string, got {target!r}")
-    return ObjectStoragePath(target.strip())
+    try:
+        return ObjectStoragePath(target.strip())
+    except (TypeError, ValueError) as exc:
+        # universal-pathlib 0.3 made its protocol check strict; Airflow 3.0's ObjectStoragePath
+        # predates it and is refused every local path. pip picks 0.3 without Airflow's
+        # constraints file.
+        if type(exc).__name__ == "_IncompatibleProtocolError":
+            raise IncompatibleStorageLibraryError(target.strip()) from None
+        raise
+
+
+class IncompatibleStorageLibraryError(ValueError):
+    """The installed universal-pathlib is too new for this Airflow's ObjectStoragePath."""
+
+    def __init__(self, target: str) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def installed(name: str) -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "?"
+
+        scheme = target.split("://", 1)[0] if "://" in target else "file"
+        super().__init__(
+            f"cannot write the output ({scheme}://...): Airflow {installed('apache-airflow')}'s "
+            f"ObjectStoragePath does not work with universal-pathlib "
+            f"{installed('universal-pathlib')}, which refuses its {scheme}:// paths. Install "
+            "universal-pathlib<0.3 (pip install 'universal-pathlib<0.3'), or install Airflow "
+            "with its constraints file as Airflow recommends (see the provider's README, "
+            "Install)"
+        )
 
 
 class AtomicWriter:

@@ -49,6 +49,8 @@ class OAuthHttpSensor(HttpSensor):
     :param endpoint: path relative to the connection's host. (templated)
     :param request_params: query parameters for GET, the body otherwise. (templated)
     :param headers: extra request headers. (templated)
+    :param scope: this task's token scope instead of the connection's; likewise ``audience``
+        and ``resource`` (each distinct set is its own token; the triggerer uses them too).
     :param max_response_bytes: the most of an answer a poke reads, counted after
         decompression (default 64 MiB); a larger answer fails the poke with
         ``ApiResponseTooLargeError``. In deferrable mode the triggerer reads at most what a
@@ -64,9 +66,13 @@ class OAuthHttpSensor(HttpSensor):
         endpoint: str,
         oauth_conn_id: str | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_oauthcc.argument_aliases import conn_id_from_alias
+        from airflow_provider_oauthcc.auth.token_params import TokenParams
 
         oauth_conn_id = conn_id_from_alias(oauth_conn_id, kwargs.pop("http_conn_id", None))
         if max_response_bytes < 1:
@@ -74,6 +80,7 @@ class OAuthHttpSensor(HttpSensor):
         super().__init__(endpoint=endpoint, http_conn_id=oauth_conn_id, **kwargs)
         self.oauth_conn_id = oauth_conn_id
         self.max_response_bytes = max_response_bytes
+        self.token_params = TokenParams.of(scope, audience, resource)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self.log.info("Poking: %s", self.endpoint)
@@ -158,6 +165,7 @@ class OAuthHttpSensor(HttpSensor):
         hook = OAuthCCHook(
             method=self.method,
             oauth_conn_id=self.oauth_conn_id,
+            **self.token_params.serialize(),
             tcp_keep_alive=self.tcp_keep_alive,
             tcp_keep_alive_idle=self.tcp_keep_alive_idle,
             tcp_keep_alive_count=self.tcp_keep_alive_count,
@@ -235,6 +243,7 @@ class OAuthHttpSensor(HttpSensor):
                 response_error_codes_allowlist=list(self.response_error_codes_allowlist),
                 seen_digest=seen_digest,
                 deadline=deadline,
+                oauth_params=self.token_params.serialize(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining + self.poke_interval + _DEFERRAL_GRACE),

@@ -20,6 +20,7 @@ import aiohttp
 import requests
 
 from airflow_provider_oauthcc.airflow_compat import BaseTrigger, TriggerEvent
+from airflow_provider_oauthcc.auth.token_params import TokenParams
 from airflow_provider_oauthcc.hooks.oauth_cc import api_error
 from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
 from airflow_provider_oauthcc.pull.retry import IDEMPOTENT_METHODS
@@ -43,6 +44,8 @@ class OAuthHttpTrigger(BaseTrigger):
     :param retries: retries of the request after its first attempt (429, 5xx, lost connections,
         as the sync operator retries a page).
     :param retry_max_wait: upper bound in seconds of any wait between retries.
+    :param oauth_params: the task's ``scope`` / ``audience`` / ``resource`` instead of the
+        connection's, so that the triggerer fetches the token the task would.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class OAuthHttpTrigger(BaseTrigger):
         json: Any = None,
         retries: int = 0,
         retry_max_wait: float = 60.0,
+        oauth_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.oauth_conn_id = oauth_conn_id
@@ -67,6 +71,7 @@ class OAuthHttpTrigger(BaseTrigger):
         self.json = json
         self.retries = retries
         self.retry_max_wait = retry_max_wait
+        self.oauth_params = TokenParams.from_serialized(oauth_params).serialize()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", self._request_kwargs()
@@ -82,10 +87,11 @@ class OAuthHttpTrigger(BaseTrigger):
             "json": self.json,
             "retries": self.retries,
             "retry_max_wait": self.retry_max_wait,
+            "oauth_params": self.oauth_params,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method)
+        hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method, **self.oauth_params)
         try:
             async with await hook.session(self.extra_options) as session:
                 response = await self._call(hook, session, retries=self.retries)
@@ -168,6 +174,7 @@ class OAuthHttpSensorTrigger(OAuthHttpTrigger):
         response_error_codes_allowlist: list[str] | None = None,
         seen_digest: str | None = None,
         deadline: float | None = None,
+        oauth_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             oauth_conn_id,
@@ -179,6 +186,7 @@ class OAuthHttpSensorTrigger(OAuthHttpTrigger):
             json,
             retries,
             retry_max_wait,
+            oauth_params,
         )
         self.poke_interval = poke_interval
         self.response_error_codes_allowlist = list(
@@ -197,7 +205,7 @@ class OAuthHttpSensorTrigger(OAuthHttpTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method)
+        hook = OAuthCCAsyncHook(self.oauth_conn_id, self.method, **self.oauth_params)
         try:
             async with await hook.session(self.extra_options) as session:
                 event = await self._poll(hook, session)

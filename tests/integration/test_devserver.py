@@ -243,7 +243,10 @@ def test_discovery_documents(server: DevServer) -> None:
         assert meta["issuer"] == server.issuer
         assert meta["token_endpoint"] == server.token_url
         assert meta["jwks_uri"] == server.jwks_url
-        assert meta["grant_types_supported"] == ["client_credentials"]
+        assert meta["grant_types_supported"] == [
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ]
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic",
             "client_secret_post",

@@ -33,6 +33,9 @@ LIGHT = {
     "airflow_provider_oauthcc.auth",
     "airflow_provider_oauthcc.auth.egress",
     "airflow_provider_oauthcc.auth.errors",
+    # a task's scope / audience / resource are checked at parse time (json, os and the above)
+    "airflow_provider_oauthcc.auth.config",
+    "airflow_provider_oauthcc.auth.token_params",
     "airflow_provider_oauthcc.operators.oauth_http",
     "airflow_provider_oauthcc.pagination",  # the public path of the paginators
     "airflow_provider_oauthcc.pull",  # the package: its __init__ imports nothing

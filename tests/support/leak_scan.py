@@ -99,6 +99,8 @@ def secrets_seen_by(srv: DevServer) -> list[Secret]:
             found.append(Secret("client secret", request.form["client_secret"]))
         if request.form.get("client_assertion"):
             found += jwt_parts("client assertion", request.form["client_assertion"])
+        if request.form.get("assertion"):  # the JWT-bearer grant's
+            found += jwt_parts("grant assertion", request.form["assertion"])
     for request in srv.stats.api_captures:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token:

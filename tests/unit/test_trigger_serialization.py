@@ -41,6 +41,7 @@ def test_trigger_round_trip() -> None:
         "json": None,
         "retries": 3,
         "retry_max_wait": 10.0,
+        "oauth_params": {},
     }
     assert rebuilt(trigger).serialize() == (classpath, kwargs)
 

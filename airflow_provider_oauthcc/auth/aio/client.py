@@ -8,6 +8,7 @@ retries are shared with it; only the transport differs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Unpack
 from urllib.parse import urlencode
@@ -30,7 +31,6 @@ from airflow_provider_oauthcc.auth.client import (
     token_form,
     token_from_answer,
 )
-from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.egress import proxy_for, shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
@@ -82,13 +82,19 @@ class AsyncTokenClient(RetryingTokenClient):
 
     async def _request_once(self, url: str) -> Token:
         config = self.config
-        headers, body = self._authenticator.prepare(
+        prepare = functools.partial(
+            self._authenticator.prepare,
             url,
             {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
             urlencode(token_form(config), doseq=True),
         )
+        # A federated assertion is read from its file for each request: not on the loop.
+        reads_file = config.auth_method == "federated_assertion"
+        headers, body = await asyncio.to_thread(prepare) if reads_file else prepare()
         if self._authenticator.last_assertion:
-            masking.hold_token(self._authenticator.last_assertion, time.time() + ASSERTION_LIFETIME)
+            masking.hold_token(
+                self._authenticator.last_assertion, self._authenticator.last_assertion_expires
+            )
         self.egress.request(url)
         # Certificate files are looked at and parsed in a thread, never on the loop.
         ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
