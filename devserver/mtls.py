@@ -48,3 +48,39 @@ def _has_other_credentials(oauth_request: OAuth2Request) -> bool:
         or form.get("client_secret")
         or form.get("client_assertion")
     )
+
+
+class CertificateBinding:
+    """RFC 8705 §3: the clients whose tokens are bound to their TLS client certificate
+    (``cnf.x5t#S256``), as an authorization server's per-client setting."""
+
+    def __init__(self) -> None:
+        self.bound_clients: set[str] = set()
+
+
+def certificate_thumbprint(pem: str) -> str:
+    """``x5t#S256``: base64url(SHA-256(DER certificate))."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+
+
+def presented_certificate_thumbprint() -> str | None:
+    """The thumbprint of the verified client certificate of this request, if any."""
+    pem = request.environ.get(PEER_CERT_ENVIRON_KEY)
+    return certificate_thumbprint(pem) if pem else None
+
+
+def certificate_confirmation(binding: CertificateBinding) -> None:
+    """Adds ``x5t#S256`` to the ``cnf`` of the token being issued when the requesting client's
+    tokens are certificate-bound and it presented a certificate."""
+    from flask import g
+
+    client_id = request.form.get("client_id")
+    thumbprint = presented_certificate_thumbprint()
+    if client_id in binding.bound_clients and thumbprint:
+        g.cnf = {**getattr(g, "cnf", {}), "x5t#S256": thumbprint}

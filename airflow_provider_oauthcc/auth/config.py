@@ -56,6 +56,9 @@ OAUTH_KEYS = frozenset(
         "cache_backend",
         "cache_dir",
         "cache_redis_conn_id",
+        # Sender-constrained tokens (RFC 9449 DPoP).
+        "dpop",
+        "dpop_alg",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -119,6 +122,9 @@ class ClientConfig:
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
     unknown_keys: tuple[str, ...] = ()
+    # Sender-constrained tokens: DPoP (RFC 9449) proofs with a key pair per token.
+    dpop: bool = False
+    dpop_alg: str = "ES256"
 
     @classmethod
     def from_connection(
@@ -216,6 +222,7 @@ class ClientConfig:
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
             unknown_keys=unknown,
+            **_sender_constraint(extras),
         )
 
     @property
@@ -225,7 +232,7 @@ class ClientConfig:
         credential itself)."""
         from airflow_provider_oauthcc.auth.deployment import keyed_digest
 
-        parts = (
+        parts: tuple[Any, ...] = (
             self.token_url or f"issuer:{self.issuer}",
             self.client_id,
             self.auth_method,
@@ -235,6 +242,8 @@ class ClientConfig:
             sorted(self.request_params.items()),
             keyed_digest("credential", self.credential()),
         )
+        if self.dpop:  # a DPoP-bound token is another token than a bearer one
+            parts = (*parts, "dpop")
         return json.dumps(parts, separators=(",", ":"))
 
     def credential(self) -> bytes:
@@ -274,6 +283,17 @@ class ClientConfig:
         from airflow_provider_oauthcc.auth.redact import secret_forms
 
         return secret_forms(self.secrets, self.client_id)
+
+
+def _sender_constraint(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """The DPoP fields: ``dpop`` (on/off) and ``dpop_alg`` (the proof key's algorithm)."""
+    from airflow_provider_oauthcc.auth.dpop import DEFAULT_DPOP_ALGORITHM, DPOP_ALGORITHMS
+
+    dpop = _bool(extras, "dpop", False)
+    alg = _choice(extras, "dpop_alg", DPOP_ALGORITHMS, DEFAULT_DPOP_ALGORITHM)
+    if "dpop_alg" in extras and not dpop:
+        raise OAuthCCConfigError("dpop_alg", "is set but dpop is off: set dpop to true")
+    return {"dpop": dpop, "dpop_alg": alg}
 
 
 def as_flag(key: str, value: Any) -> bool:
