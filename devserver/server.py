@@ -125,7 +125,7 @@ class DevServer:
         auth = self._bind(self.auth_port, client_certs=True)
         try:
             # The API asks for (optional) client certificates when tokens may be bound to them.
-            api = self._bind(self.api_port, client_certs=True)
+            api = self._bind(self.api_port, client_certs=True, optional=True)
         except BaseException:
             auth.stop()
             raise
@@ -149,10 +149,13 @@ class DevServer:
         self._auth, self._api, self._urls = auth, api, urls
         return self
 
-    def _bind(self, port: int, *, client_certs: bool) -> BackgroundServer | TLSBackgroundServer:
+    def _bind(
+        self, port: int, *, client_certs: bool, optional: bool = False
+    ) -> BackgroundServer | TLSBackgroundServer:
         if self.tls is None:
             return BackgroundServer(self.host, port)
-        return TLSBackgroundServer(self.host, port, self.tls.context(client_certs=client_certs))
+        context = self.tls.context(client_certs=client_certs, optional=optional)
+        return TLSBackgroundServer(self.host, port, context)
 
     def _auth_app(self, urls: AuthServerUrls) -> Flask:
         return create_auth_app(
