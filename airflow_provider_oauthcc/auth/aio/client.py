@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Unpack
 from urllib.parse import urlencode
 
@@ -27,6 +28,8 @@ from airflow_provider_oauthcc.auth.client import (
     RetryingTokenClient,
     RetryOptions,
     TokenClient,
+    dpop_binding,
+    sender_constrained,
     token_form,
     token_from_answer,
 )
@@ -47,6 +50,7 @@ class AsyncTokenClient(RetryingTokenClient):
         self._token_url = config.token_url
         self._trust_env = config.trust_env
         self._secrets_masked = False
+        self._dpop = dpop_binding(config)
 
     @property
     def known_token_url(self) -> str | None:
@@ -81,6 +85,21 @@ class AsyncTokenClient(RetryingTokenClient):
         return token
 
     async def _request_once(self, url: str) -> Token:
+        if self._dpop is not None:
+            await asyncio.to_thread(lambda: self._dpop and self._dpop.key)  # RSA keys take a while
+        # A DPoP server that asks for a nonce gets the request once more, with a new proof.
+        for _ in range(2):
+            sent_at, status, answer_headers, content = await self._post(url)
+            if not (
+                self._dpop and self._dpop.retry_with_nonce(url, status, answer_headers, content)
+            ):
+                break
+        token = token_from_answer(
+            self.config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
+        )
+        return sender_constrained(self.config, self._dpop, token)
+
+    async def _post(self, url: str) -> tuple[float, int, Mapping[str, str], bytes]:
         config = self.config
         headers, body = self._authenticator.prepare(
             url,
@@ -89,6 +108,8 @@ class AsyncTokenClient(RetryingTokenClient):
         )
         if self._authenticator.last_assertion:
             masking.hold_token(self._authenticator.last_assertion, time.time() + ASSERTION_LIFETIME)
+        if self._dpop is not None:
+            headers["DPoP"] = self._dpop.token_request_proof(url)
         self.egress.request(url)
         # Certificate files are looked at and parsed in a thread, never on the loop.
         ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
@@ -132,9 +153,7 @@ class AsyncTokenClient(RetryingTokenClient):
                     f"cannot reach the token endpoint {shown(url)} ({connection_reason(exc)})"
                 )
             ) from None
-        return token_from_answer(
-            config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
-        )
+        return sent_at, status, answer_headers, content
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
