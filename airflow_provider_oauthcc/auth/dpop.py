@@ -217,5 +217,5 @@ def api_proof(token: Token, method: str, url: str, nonces: NonceStore = NONCES) 
 
 def authorization(token: Token) -> str:
     """The Authorization header: a DPoP-bound token is never sent as Bearer."""
-    scheme = TOKEN_TYPE if token.dpop_jwk else "Bearer"
+    scheme = TOKEN_TYPE if token.dpop_jwk or token.token_type == TOKEN_TYPE else "Bearer"
     return f"{scheme} {token.access_token}"
