@@ -18,10 +18,20 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
-PROOF_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA"]
+PROOF_ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "PS256"]
 IAT_WINDOW = 60.0
 NONCE_ERROR = "use_dpop_nonce"
 INVALID_PROOF = "invalid_dpop_proof"
+
+
+def _registry() -> jws.JWSRegistry:
+    # An RSA key in the proof header passes joserfc's default 512-byte header limit.
+    registry = jws.JWSRegistry(algorithms=PROOF_ALGORITHMS)
+    registry.max_header_length = 8192
+    return registry
+
+
+REGISTRY = _registry()
 
 
 class DPoPError(Exception):
@@ -96,7 +106,7 @@ class DPoPVerifier:
         if not proof:
             raise DPoPError(INVALID_PROOF, "DPoP proof required")
         try:
-            header = jws.extract_compact(proof.encode()).headers()
+            header = jws.extract_compact(proof.encode(), registry=REGISTRY).headers()
         except (JoseError, ValueError):
             raise DPoPError(INVALID_PROOF, "malformed DPoP proof") from None
         if header.get("typ") != "dpop+jwt":
@@ -109,7 +119,7 @@ class DPoPVerifier:
             raise DPoPError(INVALID_PROOF, "DPoP proof must carry a public jwk")
         try:
             key: Any = JWKRegistry.import_key(jwk)
-            claims = jws.deserialize_compact(proof, key, algorithms=[alg]).payload
+            claims = jws.deserialize_compact(proof, key, registry=REGISTRY).payload
         except (JoseError, ValueError, TypeError):
             raise DPoPError(INVALID_PROOF, "DPoP proof signature invalid") from None
         payload = _json(claims)

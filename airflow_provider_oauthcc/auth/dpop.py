@@ -23,7 +23,7 @@ from airflow_provider_oauthcc.auth.egress import UnsafeUrlError, target
 from airflow_provider_oauthcc.auth.errors import TokenResponseError
 from airflow_provider_oauthcc.auth.token import Token
 
-DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256", "EdDSA")
+DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256")
 DEFAULT_DPOP_ALGORITHM = "ES256"
 TOKEN_TYPE = "DPoP"
 NONCE_ERROR = "use_dpop_nonce"
@@ -44,13 +44,11 @@ class DPoPKey:
 
     @classmethod
     def generate(cls, alg: str = DEFAULT_DPOP_ALGORITHM) -> DPoPKey:
-        from joserfc.jwk import ECKey, OKPKey, RSAKey
+        from joserfc.jwk import ECKey, RSAKey
 
         key: Any
         if alg in _CURVES:
             key = ECKey.generate_key(_CURVES[alg])
-        elif alg == "EdDSA":
-            key = OKPKey.generate_key("Ed25519")
         elif alg in ("RS256", "PS256"):
             key = RSAKey.generate_key(2048)
         else:
