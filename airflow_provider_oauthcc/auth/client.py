@@ -153,12 +153,8 @@ class TokenClient(RetryingTokenClient):
         self._session.trust_env = config.trust_env
         if config.proxies:
             self._session.proxies.update(config.proxies)
-        if config.auth_method == "tls_client_auth" and config.client_cert:
-            self._session.cert = (
-                (config.client_cert, config.client_cert_key)
-                if config.client_cert_key
-                else config.client_cert
-            )
+        if config.api_client_cert is not None:  # the mTLS client certificate
+            self._session.cert = config.api_client_cert
         masking.mask(*config.secrets)
         self._dpop = dpop_binding(config)
 

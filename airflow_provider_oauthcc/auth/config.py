@@ -17,7 +17,10 @@ AUTH_METHODS = (
     "client_secret_jwt",
     "private_key_jwt",
     "tls_client_auth",
+    "self_signed_tls_client_auth",
 )
+# RFC 8705 §2: the TLS client certificate authenticates the client (PKI or self-signed).
+MTLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 # RFC 6749 §2.3.1: client_secret_basic form-encodes ID and secret before base64 ("form");
 # "plain" is for the servers that compare the decoded header without URL-decoding it.
@@ -122,9 +125,22 @@ class ClientConfig:
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
     unknown_keys: tuple[str, ...] = ()
-    # Sender-constrained tokens: DPoP (RFC 9449) proofs with a key pair per token.
+    # Sender-constrained tokens: DPoP (RFC 9449) proofs with a key pair per token; with an
+    # mTLS method the client certificate also goes to the API (RFC 8705 bound tokens).
     dpop: bool = False
     dpop_alg: str = "ES256"
+    inline_cert_key: str | None = field(default=None, repr=False)
+    """A TLS client key given inline as PEM (a secret: masked, and never in a message)."""
+
+    @property
+    def api_client_cert(self) -> str | tuple[str, str] | None:
+        """The client certificate the API gets: the token endpoint's, with an mTLS method
+        (a certificate-bound token is refused without it)."""
+        if self.auth_method not in MTLS_METHODS or not self.client_cert:
+            return None
+        if self.client_cert_key:
+            return (self.client_cert, self.client_cert_key)
+        return self.client_cert
 
     @classmethod
     def from_connection(
@@ -164,7 +180,7 @@ class ClientConfig:
             raise OAuthCCConfigError(
                 "password", f"auth method '{method}' needs the client secret in Password{hint}"
             )
-        private_key = _str(extras, "private_key")
+        private_key = _private_key(extras, method)
         passphrase = _str(extras, "private_key_passphrase")
         signing_algorithm = _str(extras, "signing_algorithm")
         if method == "private_key_jwt":
@@ -175,19 +191,7 @@ class ClientConfig:
                 raise OAuthCCConfigError(
                     "signing_algorithm", "client_secret_jwt signs with HS256, HS384 or HS512"
                 )
-        client_cert = _str(extras, "client_cert")
-        client_cert_key = _str(extras, "client_cert_key")
-        if method == "private_key_jwt" and client_cert:
-            # Its thumbprint goes in the assertion header (x5t), how Entra ID finds the key.
-            _check_file("client_cert", client_cert)
-        if method == "tls_client_auth":
-            if not client_cert:
-                raise OAuthCCConfigError(
-                    "client_cert", "tls_client_auth needs the path of a PEM client certificate"
-                )
-            _check_file("client_cert", client_cert)
-            if client_cert_key:
-                _check_file("client_cert_key", client_cert_key)
+        client_cert, client_cert_key, inline_key = _client_certificate(extras, method)
         _bool(extras, "trust_env", True)  # validated now, read through .trust_env
         unknown = tuple(sorted(set(extras) - OAUTH_KEYS - SESSION_KEYS))
         return cls(
@@ -222,6 +226,7 @@ class ClientConfig:
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
             unknown_keys=unknown,
+            inline_cert_key=inline_key,
             **_sender_constraint(extras),
         )
 
@@ -255,6 +260,8 @@ class ClientConfig:
         if self.auth_method in SECRET_METHODS:
             return (self.client_secret or "").encode()
         pieces: list[bytes] = []
+        if self.inline_cert_key:
+            pieces.append(self.inline_cert_key.encode())
         if self.auth_method == "private_key_jwt":
             pieces.append((self.private_key or "").encode())
         for path in (self.client_cert, self.client_cert_key):
@@ -270,7 +277,12 @@ class ClientConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this config holds, for the log masker and the scrubber."""
-        values = [self.client_secret, self.private_key, self.private_key_passphrase]
+        values = [
+            self.client_secret,
+            self.private_key,
+            self.private_key_passphrase,
+            self.inline_cert_key,
+        ]
         for proxy in (self.proxies or {}).values():
             password = proxy_password(proxy)
             if password:
@@ -283,6 +295,44 @@ class ClientConfig:
         from airflow_provider_oauthcc.auth.redact import secret_forms
 
         return secret_forms(self.secrets, self.client_id)
+
+
+def _private_key(extras: Mapping[str, Any], method: str) -> str | None:
+    """``private_key`` as PEM text: given inline, or read from the file it names."""
+    from airflow_provider_oauthcc.auth.key_material import read_pem_or_file
+
+    value = _str(extras, "private_key")
+    if value is None or method in MTLS_METHODS:
+        return value  # with mTLS the key is the TLS key (see _client_certificate)
+    return read_pem_or_file("private_key", value)
+
+
+def _client_certificate(
+    extras: Mapping[str, Any], method: str
+) -> tuple[str | None, str | None, str | None]:
+    """``client_cert`` and ``client_cert_key`` as file paths (inline PEM is written to a
+    private file), and the key's PEM when it was given inline (a secret to mask). With an mTLS
+    method and no ``client_cert_key``, the key may come from ``private_key`` (masked by
+    Airflow)."""
+    from airflow_provider_oauthcc.auth.key_material import is_pem, pem_path
+
+    cert = _str(extras, "client_cert")
+    key = _str(extras, "client_cert_key")
+    if method in MTLS_METHODS and key is None:
+        key = _str(extras, "private_key")
+    inline_key = key if key and is_pem(key) else None
+    if method in MTLS_METHODS and not cert:
+        raise OAuthCCConfigError(
+            "client_cert", f"{method} needs a PEM client certificate (a file path or the PEM)"
+        )
+    if cert and (method in MTLS_METHODS or method == "private_key_jwt"):
+        # private_key_jwt: its thumbprint goes in the assertion header (x5t), how Entra ID
+        # finds the key.
+        cert = pem_path("client_cert", cert)
+        if key and method in MTLS_METHODS:
+            field_name = "client_cert_key" if _str(extras, "client_cert_key") else "private_key"
+            key = pem_path(field_name, key)
+    return cert, key, inline_key
 
 
 def _sender_constraint(extras: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from airflow_provider_oauthcc.auth.client import (
     token_from_answer,
 )
 from airflow_provider_oauthcc.auth.client_auth import ASSERTION_LIFETIME
-from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.config import MTLS_METHODS, ClientConfig
 from airflow_provider_oauthcc.auth.egress import proxy_for, shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, attempt_deadline
@@ -46,7 +46,7 @@ class AsyncTokenClient(RetryingTokenClient):
 
     def __init__(self, config: ClientConfig, **retry: Unpack[RetryOptions]) -> None:
         super().__init__(config, **retry)
-        self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
+        self._client_cert = config.client_cert if config.auth_method in MTLS_METHODS else None
         self._token_url = config.token_url
         self._trust_env = config.trust_env
         self._secrets_masked = False
