@@ -30,9 +30,11 @@ from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.keys import PRIVATE_KEY_JWT_ALGORITHMS, SECRET_JWT_ALGORITHMS, SigningKey
 from devserver.mtls import (
+    SELF_SIGNED_METHOD,
     CertificateBinding,
     authenticate_tls_client,
     certificate_confirmation,
+    self_signed_authenticator,
 )
 from devserver.stats import Stats
 from devserver.tokens import TokenRegistry, unverified_claims
@@ -218,7 +220,7 @@ def server_metadata(
     urls: AuthServerUrls, clients: ClientRegistry, *, client_certs: bool = False
 ) -> dict[str, Any]:
     """``client_certs``: the server verifies TLS client certificates (tls_client_auth)."""
-    auth_methods = [m for m in AUTH_METHODS if client_certs or m != "tls_client_auth"]
+    auth_methods = [m for m in AUTH_METHODS if client_certs or not m.endswith("tls_client_auth")]
     return {
         "issuer": urls.issuer,
         "token_endpoint": urls.token_url,
@@ -269,6 +271,9 @@ def create_auth_app(
     )
     # Never succeeds without a verified client certificate, so it is safe on plain HTTP too.
     server.register_client_auth_method("tls_client_auth", authenticate_tls_client)
+    server.register_client_auth_method(
+        SELF_SIGNED_METHOD, self_signed_authenticator(cert_binding.self_signed)
+    )
 
     token_bp = Blueprint("token", __name__, url_prefix=issuer_path or None)
 

@@ -8,6 +8,8 @@ client the request claims in ``client_id``: its subject DN equals the registered
 
 from __future__ import annotations
 
+from typing import Any
+
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from cryptography import x509
@@ -56,6 +58,8 @@ class CertificateBinding:
 
     def __init__(self) -> None:
         self.bound_clients: set[str] = set()
+        #: self_signed_tls_client_auth clients: client id -> registered x5t#S256.
+        self.self_signed: dict[str, str] = {}
 
 
 def certificate_thumbprint(pem: str) -> str:
@@ -84,3 +88,30 @@ def certificate_confirmation(binding: CertificateBinding) -> None:
     thumbprint = presented_certificate_thumbprint()
     if client_id in binding.bound_clients and thumbprint:
         g.cnf = {**getattr(g, "cnf", {}), "x5t#S256": thumbprint}
+
+
+SELF_SIGNED_METHOD = "self_signed_tls_client_auth"
+
+
+def self_signed_authenticator(registered: dict[str, str]) -> Any:
+    """``self_signed_tls_client_auth`` (RFC 8705 §2.2): the certificate is the one the client
+    registered (``registered``: client id -> ``x5t#S256``), whoever issued it. The TLS layer
+    must trust that certificate itself (it is part of the client CA bundle)."""
+
+    def authenticate(query_client: object, oauth_request: OAuth2Request) -> Client | None:
+        client_id = oauth_request.form.get("client_id")
+        if not client_id or _has_other_credentials(oauth_request):
+            return None
+        client = query_client(client_id)  # type: ignore[operator]
+        if not isinstance(client, Client) or SELF_SIGNED_METHOD not in client.auth_methods:
+            return None
+        thumbprint = presented_certificate_thumbprint()
+        if thumbprint is None:
+            raise InvalidClientError(description=f"{SELF_SIGNED_METHOD}: no client certificate")
+        if registered.get(client_id) != thumbprint:
+            raise InvalidClientError(
+                description=f"{SELF_SIGNED_METHOD}: not the certificate this client registered"
+            )
+        return client
+
+    return authenticate

@@ -271,6 +271,12 @@ class DevServer:
         """Tokens of ``client_id`` are bound to its TLS client certificate (cnf.x5t#S256)."""
         self.cert_binding.bound_clients.add(client_id)
 
+    def register_self_signed_certificate(self, client_id: str, cert_pem: str) -> None:
+        """The certificate a ``self_signed_tls_client_auth`` client authenticates with."""
+        from devserver.mtls import certificate_thumbprint
+
+        self.cert_binding.self_signed[client_id] = certificate_thumbprint(cert_pem)
+
     def demand_dpop_nonces(self, *, token: bool = True, api: bool = True) -> None:
         """Make the authorization server and/or the API demand a server nonce in proofs."""
         self.token_dpop.require_nonce = token
