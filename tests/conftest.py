@@ -52,6 +52,7 @@ VERSIONED = {
     "test_operator_on_kill.py",
     "test_output_s3.py",
     "test_pagination_origin.py",
+    "test_sender_constrained_deferrable.py",
     "test_trigger_scale.py",  # marker "load": newest only, listed for completeness
     # e2e
     "test_airflow_cli.py",
