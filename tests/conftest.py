@@ -43,6 +43,7 @@ VERSIONED = {
     "test_deferrable_sensor.py",
     "test_deferrable_tls_proxy.py",
     "test_deferrable_trigger.py",
+    "test_dpop.py",  # the operator's pull with DPoP
     "test_egress_gate.py",
     "test_error_family.py",
     "test_operator.py",
