@@ -8,6 +8,7 @@ from airflow_provider_oauthcc.auth.config import (
     AUTH_METHODS,
     CACHE_BACKENDS,
     DEFAULT_REDIS_CONN_ID,
+    DPOP_ALGORITHMS,
 )
 
 # The port stays visible: Airflow 3.3.2's Test button answers "Bad Request" for a connection
@@ -74,6 +75,8 @@ CONN_FIELDS: dict[str, Any] = {
                 "client_secret_jwt": "JWT signed with the client secret (client_secret_jwt)",
                 "private_key_jwt": "JWT signed with a private key (private_key_jwt)",
                 "tls_client_auth": "Mutual TLS client certificate (tls_client_auth)",
+                "self_signed_tls_client_auth": "Mutual TLS, self-signed certificate "
+                "(self_signed_tls_client_auth)",
             },
         },
     },
@@ -92,7 +95,8 @@ CONN_FIELDS: dict[str, Any] = {
     "private_key": _text(
         "Private key (PEM)",
         "For private_key_jwt: the PEM private key (RSA, EC or Ed25519) that signs the client "
-        "assertion; paste it whole, BEGIN and END lines included.",
+        "assertion; paste it whole, BEGIN and END lines included, or give the absolute path "
+        "of the PEM file. For mutual TLS: the certificate's key, when not given as a file.",
         format="password",
     ),
     "private_key_passphrase": _text(
@@ -128,13 +132,31 @@ CONN_FIELDS: dict[str, Any] = {
         },
     },
     "client_cert": _text(
-        "Client certificate file",
-        "Path of a PEM certificate. tls_client_auth (mTLS): the client certificate. "
+        "Client certificate",
+        "Path of a PEM certificate, or the PEM itself. Mutual TLS: the client certificate, "
+        "presented to the token endpoint and to the API (certificate-bound tokens). "
         "private_key_jwt: the key's certificate, whose thumbprint goes in the assertion (Entra ID).",
     ),
     "client_cert_key": _text(
-        "Client certificate key file", "For tls_client_auth: path of its PEM key."
+        "Client certificate key file",
+        "For mutual TLS: path of the certificate's PEM key (or paste the key in Private key).",
     ),
+    # Sender-constrained tokens (RFC 9449).
+    "dpop": {
+        "label": "DPoP",
+        "description": "Ask for DPoP-bound tokens (RFC 9449): each request carries a proof "
+        "signed with a key pair the provider makes per token, so a leaked token is useless.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "dpop_alg": {
+        "label": "DPoP algorithm",
+        "description": "The DPoP proof key's algorithm (default ES256).",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*DPOP_ALGORITHMS, None],
+            "values_display": {"null": "ES256 (default)"},
+        },
+    },
     "request_params": _text(
         "Extra token request parameters",
         "JSON object of additional form parameters.",

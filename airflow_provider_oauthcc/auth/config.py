@@ -26,6 +26,9 @@ SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jw
 # "plain" is for the servers that compare the decoded header without URL-decoding it.
 BASIC_ENCODINGS = ("form", "plain")
 CACHE_BACKENDS = ("memory", "file", "redis")
+# DPoP (RFC 9449) proof key algorithms; EdDSA is left out (deprecated by RFC 9864).
+DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256")
+DEFAULT_DPOP_ALGORITHM = "ES256"
 DEFAULT_REDIS_CONN_ID = "redis_default"
 
 # The token endpoint's key is auth_url: "token_url" (accepted as another name) contains
@@ -337,8 +340,6 @@ def _client_certificate(
 
 def _sender_constraint(extras: Mapping[str, Any]) -> dict[str, Any]:
     """The DPoP fields: ``dpop`` (on/off) and ``dpop_alg`` (the proof key's algorithm)."""
-    from airflow_provider_oauthcc.auth.dpop import DEFAULT_DPOP_ALGORITHM, DPOP_ALGORITHMS
-
     dpop = _bool(extras, "dpop", False)
     alg = _choice(extras, "dpop_alg", DPOP_ALGORITHMS, DEFAULT_DPOP_ALGORITHM)
     if "dpop_alg" in extras and not dpop:

@@ -19,12 +19,11 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+from airflow_provider_oauthcc.auth.config import DEFAULT_DPOP_ALGORITHM
 from airflow_provider_oauthcc.auth.egress import UnsafeUrlError, target
 from airflow_provider_oauthcc.auth.errors import TokenResponseError
 from airflow_provider_oauthcc.auth.token import Token
 
-DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256")
-DEFAULT_DPOP_ALGORITHM = "ES256"
 TOKEN_TYPE = "DPoP"
 NONCE_ERROR = "use_dpop_nonce"
 _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}

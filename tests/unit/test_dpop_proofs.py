@@ -11,9 +11,8 @@ import pytest
 
 from airflow_provider_oauthcc.auth.cache.crypto import TokenCipher
 from airflow_provider_oauthcc.auth.client import sender_constrained
-from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.config import DPOP_ALGORITHMS, ClientConfig
 from airflow_provider_oauthcc.auth.dpop import (
-    DPOP_ALGORITHMS,
     DPoPBinding,
     DPoPKey,
     NonceStore,
