@@ -146,7 +146,12 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "DPoP",
         "description": "Ask for DPoP-bound tokens (RFC 9449): each request carries a proof "
         "signed with a key pair the provider makes per token, so a leaked token is useless.",
-        "schema": {"type": ["boolean", "null"], "default": False},
+        # A choice, not a boolean: every form (React, WTForms stand-ins, FAB) shows it alike.
+        "schema": {
+            "type": ["string", "null"],
+            "enum": ["true", "false", None],
+            "values_display": {"true": "On", "false": "Off", "null": "Off (default)"},
+        },
     },
     "dpop_alg": {
         "label": "DPoP algorithm",

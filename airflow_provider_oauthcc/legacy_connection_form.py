@@ -29,7 +29,7 @@ def connection_form_widgets() -> dict[str, Any]:
     list as a text input, so its description there names the values to type, and a stored
     secret extra as Airflow's placeholder (see :func:`_fab_secret_widget`).
     """
-    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms import IntegerField, PasswordField, StringField
     from wtforms.validators import Optional, any_of
 
     from airflow_provider_oauthcc.airflow_compat import connection_form_style
@@ -63,8 +63,6 @@ def connection_form_widgets() -> dict[str, Any]:
             if fab:
                 common["description"] = f"{common['description']} One of: {', '.join(choices)}."
             widgets[key] = StringField(validators=validators, **common, **text_widget)
-        elif "boolean" in schema["type"]:
-            widgets[key] = BooleanField(**common)
         elif {"number", "integer"} & set(schema["type"]):
             widgets[key] = IntegerField(validators=optional, **common, **text_widget)
         else:
