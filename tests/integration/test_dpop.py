@@ -3,6 +3,7 @@ checks every proof (signature by the embedded key, htm/htu, iat, jti replay, ath
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -83,6 +84,8 @@ def test_pull_of_every_page_with_nonces_at_both_ends(
     assert len(set(proofs(api))) == len(api)  # a new proof for each request
     leaks = find_leaks({"log": caplog.text}, secrets_seen_by(bound), issuers=[bound.issuer])
     assert leaks == []
+    (entry,) = [t for t in PROCESS_CACHE._tokens.values() if t.dpop_jwk]
+    assert json.loads(entry.dpop_jwk)["d"] not in caplog.text  # the DPoP private key
 
 
 def test_a_dpop_bound_token_is_refused_as_bearer(bound: DevServer) -> None:
