@@ -8,6 +8,7 @@ from airflow_provider_oauthcc.auth.config import (
     AUTH_METHODS,
     CACHE_BACKENDS,
     DEFAULT_REDIS_CONN_ID,
+    DPOP_ALGORITHMS,
 )
 
 # The port stays visible: Airflow 3.3.2's Test button answers "Bad Request" for a connection
@@ -79,6 +80,8 @@ CONN_FIELDS: dict[str, Any] = {
                 "tls_client_auth": "Mutual TLS client certificate (tls_client_auth)",
                 "federated_assertion": "Workload identity: the platform's token file "
                 "(federated_assertion)",
+                "self_signed_tls_client_auth": "Mutual TLS, self-signed certificate "
+                "(self_signed_tls_client_auth)",
             },
         },
     },
@@ -97,7 +100,8 @@ CONN_FIELDS: dict[str, Any] = {
     "private_key": _text(
         "Private key (PEM)",
         "For private_key_jwt: the PEM private key (RSA, EC or Ed25519) that signs the client "
-        "assertion; paste it whole, BEGIN and END lines included.",
+        "assertion; paste it whole, BEGIN and END lines included, or give the absolute path "
+        "of the PEM file. For mutual TLS: the certificate's key, when not given as a file.",
         format="password",
     ),
     "private_key_passphrase": _text(
@@ -133,12 +137,14 @@ CONN_FIELDS: dict[str, Any] = {
         },
     },
     "client_cert": _text(
-        "Client certificate file",
-        "Path of a PEM certificate. tls_client_auth (mTLS): the client certificate. "
+        "Client certificate",
+        "Path of a PEM certificate, or the PEM itself. Mutual TLS: the client certificate, "
+        "presented to the token endpoint and to the API (certificate-bound tokens). "
         "private_key_jwt: the key's certificate, whose thumbprint goes in the assertion (Entra ID).",
     ),
     "client_cert_key": _text(
-        "Client certificate key file", "For tls_client_auth: path of its PEM key."
+        "Client certificate key file",
+        "For mutual TLS: path of the certificate's PEM key (or paste the key in Private key).",
     ),
     # Workload identity and the JWT-bearer grant.
     "client_assertion_file": _text(
@@ -179,6 +185,27 @@ CONN_FIELDS: dict[str, Any] = {
         "label": "Assertion lifetime (s)",
         "description": "JWT-bearer grant: seconds until the assertion expires (exp). Default 300.",
         "schema": {"type": ["number", "null"], "default": 300, "minimum": 1},
+    },
+    # Sender-constrained tokens (RFC 9449).
+    "dpop": {
+        "label": "DPoP",
+        "description": "Ask for DPoP-bound tokens (RFC 9449): each request carries a proof "
+        "signed with a key pair the provider makes per token, so a leaked token is useless.",
+        # A choice, not a boolean: every form (React, WTForms stand-ins, FAB) shows it alike.
+        "schema": {
+            "type": ["string", "null"],
+            "enum": ["true", "false", None],
+            "values_display": {"true": "On", "false": "Off", "null": "Off (default)"},
+        },
+    },
+    "dpop_alg": {
+        "label": "DPoP algorithm",
+        "description": "The DPoP proof key's algorithm (default ES256).",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*DPOP_ALGORITHMS, None],
+            "values_display": {"null": "ES256 (default)"},
+        },
     },
     "request_params": _text(
         "Extra token request parameters",

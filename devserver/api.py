@@ -23,9 +23,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Request, Response, g, request
 
 from devserver.dataset import Dataset, make_record, parse_timestamp
+from devserver.dpop import DPoPError, DPoPVerifier, challenge_headers
 from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file, paced
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
+from devserver.mtls import presented_certificate_thumbprint
 from devserver.stats import Stats
 from devserver.tokens import AccessTokenVerifier, InvalidTokenError
 
@@ -105,6 +107,36 @@ def _unauthorized(error: str | None, description: str) -> Response:
     return json_response(body, 401, {"WWW-Authenticate": challenge})
 
 
+def sender_constraint_refusal(
+    dpop: DPoPVerifier, scheme: str, token: str, claims: dict[str, Any]
+) -> Response | None:
+    """A bound token is usable only by its holder: the DPoP key (``cnf.jkt``, proof checked)
+    or the TLS client certificate (``cnf.x5t#S256``). None when the request may go on."""
+    cnf = claims.get("cnf") if isinstance(claims.get("cnf"), dict) else {}
+    jkt = cnf.get("jkt")
+    if scheme == "dpop" or jkt:
+        if scheme != "dpop" or not jkt:
+            description = "DPoP-bound token sent as Bearer" if jkt else "token is not DPoP-bound"
+            return _unauthorized("invalid_token", description)
+        try:
+            dpop.verify(
+                request.headers.get("DPoP"),
+                request.method,
+                request.base_url,
+                access_token=token,
+                jkt=jkt,
+            )
+        except DPoPError as exc:
+            body = {"error": exc.error, "error_description": exc.description}
+            return json_response(body, 401, challenge_headers(dpop, exc))
+    bound_to = cnf.get("x5t#S256")
+    if bound_to and presented_certificate_thumbprint() != bound_to:
+        return _unauthorized(
+            "invalid_token", "certificate-bound token without its client certificate"
+        )
+    return None
+
+
 def create_api_blueprint(
     *,
     verifier: AccessTokenVerifier,
@@ -112,8 +144,10 @@ def create_api_blueprint(
     stats: Stats,
     faults: FaultSet,
     exports: ExportJobs | None = None,
+    dpop: DPoPVerifier | None = None,
 ) -> Blueprint:
     jobs = exports if exports is not None else ExportJobs()
+    dpop = dpop or DPoPVerifier()
     bp = Blueprint("api", __name__)
 
     def record(req: Request, response: Response) -> None:
@@ -124,13 +158,13 @@ def create_api_blueprint(
     @bp.before_request
     def authenticate() -> Response | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() not in ("bearer", "dpop") or not token.strip():
             return _unauthorized(None, "bearer token required")
         try:
             g.claims = verifier.verify(token.strip())
         except InvalidTokenError as exc:
             return _unauthorized("invalid_token", exc.description)
-        return None
+        return sender_constraint_refusal(dpop, scheme.lower(), token.strip(), g.claims)
 
     @bp.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:

@@ -18,7 +18,7 @@ from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidGrantError,
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion, JWTBearerGrant
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from flask import Blueprint, Flask, Request, Response, request
+from flask import Blueprint, Flask, Request, Response, g, request
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -31,11 +31,19 @@ from devserver.clients import (
     Client,
     ClientRegistry,
 )
+from devserver.dpop import NONCE_ERROR as DPOP_NONCE_ERROR
+from devserver.dpop import DPoPError, DPoPVerifier
 from devserver.faults import FaultSet
 from devserver.federation import authenticate_federated_client
 from devserver.instrument import capture, instrument, json_response
 from devserver.keys import PRIVATE_KEY_JWT_ALGORITHMS, SECRET_JWT_ALGORITHMS, SigningKey
-from devserver.mtls import authenticate_tls_client
+from devserver.mtls import (
+    SELF_SIGNED_METHOD,
+    CertificateBinding,
+    authenticate_tls_client,
+    certificate_confirmation,
+    self_signed_authenticator,
+)
 from devserver.stats import Stats
 from devserver.tokens import TokenRegistry, unverified_claims
 
@@ -199,6 +207,18 @@ class AccessTokenGenerator(JWTBearerTokenGenerator):
     def get_jwks(self) -> KeySet:
         return self._key_set
 
+    def get_extra_claims(
+        self, client: Client, grant_type: str, user: Any, scope: str
+    ) -> dict[str, Any]:
+        cnf = sender_confirmation()
+        return {"cnf": cnf} if cnf else {}
+
+    def generate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        token: dict[str, Any] = super().generate(*args, **kwargs)
+        if "jkt" in sender_confirmation():
+            token["token_type"] = "DPoP"
+        return token
+
     def get_audiences(self, client: Client, user: Any, scope: str) -> str | list[str]:
         if audience := request.form.get("audience"):
             return audience
@@ -221,6 +241,31 @@ class DevAuthorizationServer(AuthorizationServer):
                 )
         response: Response = super().handle_error_response(request, error)
         return response
+
+
+def sender_confirmation() -> dict[str, str]:
+    """The ``cnf`` claim of the token being issued: the DPoP key's thumbprint (RFC 9449 §6)
+    and the TLS client certificate's (RFC 8705 §3), as checked for this request."""
+    return dict(getattr(g, "cnf", {}))
+
+
+def check_dpop(dpop: DPoPVerifier, clients: ClientRegistry) -> Response | None:
+    """Verifies the token request's proof, if any or if the client must send one; an error
+    answer when it is wrong (RFC 9449 §5, §8)."""
+    proof = request.headers.get("DPoP")
+    client_id = claimed_client_id(request)
+    if not proof and client_id not in dpop.bound_clients:
+        return None
+    try:
+        g.cnf = {**getattr(g, "cnf", {}), "jkt": dpop.verify(proof, "POST", request.base_url)}
+    except DPoPError as exc:
+        headers = {"Cache-Control": "no-store"}
+        if exc.error == DPOP_NONCE_ERROR:
+            headers["DPoP-Nonce"] = dpop.nonce
+        return json_response(
+            {"error": exc.error, "error_description": exc.description}, 400, headers
+        )
+    return None
 
 
 def claimed_client_id(req: Request) -> str | None:
@@ -249,7 +294,7 @@ def server_metadata(
     urls: AuthServerUrls, clients: ClientRegistry, *, client_certs: bool = False
 ) -> dict[str, Any]:
     """``client_certs``: the server verifies TLS client certificates (tls_client_auth)."""
-    auth_methods = [m for m in AUTH_METHODS if client_certs or m != "tls_client_auth"]
+    auth_methods = [m for m in AUTH_METHODS if client_certs or not m.endswith("tls_client_auth")]
     return {
         "issuer": urls.issuer,
         "token_endpoint": urls.token_url,
@@ -281,8 +326,12 @@ def create_auth_app(
     stats: Stats,
     faults: FaultSet,
     client_certs: bool = False,
+    dpop: DPoPVerifier | None = None,
+    cert_binding: CertificateBinding | None = None,
 ) -> Flask:
     app = Flask("devserver.auth")
+    dpop = dpop or DPoPVerifier()
+    cert_binding = cert_binding or CertificateBinding()
     # authlib logs each issued access token at DEBUG level; keep tokens out of logs.
     logging.getLogger(ClientCredentialsGrant.__module__).setLevel(logging.INFO)
 
@@ -303,12 +352,21 @@ def create_auth_app(
     # Never succeeds without a verified client certificate, so it is safe on plain HTTP too.
     server.register_client_auth_method("tls_client_auth", authenticate_tls_client)
     register_workload_identity(server, assertion_audiences)
+    server.register_client_auth_method(
+        SELF_SIGNED_METHOD, self_signed_authenticator(cert_binding.self_signed)
+    )
 
     token_bp = Blueprint("token", __name__, url_prefix=issuer_path or None)
 
     @token_bp.post(TOKEN_PATH)
     def issue_token() -> Response:
+        refused = check_dpop(dpop, clients)
+        if refused is not None:
+            return refused
+        certificate_confirmation(cert_binding)
         response: Response = server.create_token_response()
+        if dpop.require_nonce:
+            response.headers["DPoP-Nonce"] = dpop.nonce
         return response
 
     def record(req: Request, response: Response) -> None:

@@ -21,6 +21,7 @@ AUTH_METHODS = (
     "client_secret_jwt",
     "private_key_jwt",
     "tls_client_auth",
+    "self_signed_tls_client_auth",
 )
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
 GRANT_TYPE = "client_credentials"

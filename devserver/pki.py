@@ -177,3 +177,35 @@ def _general_name(name: str) -> x509.GeneralName:
 def _file_name(name: str) -> str:
     """A file-name-safe form of a client id."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "_"
+
+
+def make_self_signed_client(folder: str | os.PathLike[str], client_id: str) -> CertFiles:
+    """A self-signed client certificate (``CN=<client id>``) for
+    ``self_signed_tls_client_auth``: ``self-<id>.pem`` / ``self-<id>.key`` in ``folder``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = _leaf_builder(client_id, ExtendedKeyUsageOID.CLIENT_AUTH)
+    cert = (
+        builder.issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)]))
+        .public_key(key.public_key())
+        .sign(key, hashes.SHA256())
+    )
+    stem = Path(folder) / f"self-{_file_name(client_id)}"
+    files = CertFiles(cert=stem.with_suffix(".pem"), key=stem.with_suffix(".key"))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    return files
+
+
+def client_trust_bundle(path: str | os.PathLike[str], *certs: Path) -> Path:
+    """One PEM file of ``certs``: what a server trusts for client certificates (the CA, and
+    the self-signed certificates clients registered)."""
+    out = Path(path)
+    out.write_bytes(b"".join(Path(c).read_bytes() for c in certs))
+    return out

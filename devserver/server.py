@@ -13,10 +13,12 @@ from devserver.auth_server import JWKS_PATH, TOKEN_PATH, AuthServerUrls, create_
 from devserver.clients import Client, ClientRegistry, build_client
 from devserver.control import create_control_blueprint
 from devserver.dataset import DEFAULT_SIZE, Dataset
+from devserver.dpop import DPoPVerifier
 from devserver.exports import DEFAULT_READY_AFTER, ExportJobs
 from devserver.faults import FaultSet
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
+from devserver.mtls import CertificateBinding
 from devserver.stats import Stats
 from devserver.tls import ServerTLS, TLSBackgroundServer
 from devserver.tokens import AccessTokenVerifier, TokenRegistry
@@ -69,6 +71,10 @@ class DevServer:
         self.exports = ExportJobs(export_ready_after)
         self.api_workers = api_workers
         self.signing_key = SigningKey()
+        # Sender-constrained tokens: DPoP at each server, certificate binding (RFC 8705).
+        self.token_dpop = DPoPVerifier()
+        self.api_dpop = DPoPVerifier()
+        self.cert_binding = CertificateBinding()
         self._auth: BackgroundServer | TLSBackgroundServer | None = None
         self._api: BackgroundServer | TLSBackgroundServer | None = None
         self._urls: AuthServerUrls | None = None
@@ -118,7 +124,8 @@ class DevServer:
             raise RuntimeError("DevServer already started")
         auth = self._bind(self.auth_port, client_certs=True)
         try:
-            api = self._bind(self.api_port, client_certs=False)
+            # The API asks for (optional) client certificates when tokens may be bound to them.
+            api = self._bind(self.api_port, client_certs=True, optional=True)
         except BaseException:
             auth.stop()
             raise
@@ -142,10 +149,13 @@ class DevServer:
         self._auth, self._api, self._urls = auth, api, urls
         return self
 
-    def _bind(self, port: int, *, client_certs: bool) -> BackgroundServer | TLSBackgroundServer:
+    def _bind(
+        self, port: int, *, client_certs: bool, optional: bool = False
+    ) -> BackgroundServer | TLSBackgroundServer:
         if self.tls is None:
             return BackgroundServer(self.host, port)
-        return TLSBackgroundServer(self.host, port, self.tls.context(client_certs=client_certs))
+        context = self.tls.context(client_certs=client_certs, optional=optional)
+        return TLSBackgroundServer(self.host, port, context)
 
     def _auth_app(self, urls: AuthServerUrls) -> Flask:
         return create_auth_app(
@@ -157,6 +167,8 @@ class DevServer:
             stats=self.stats,
             faults=self.token_faults,
             client_certs=self.tls is not None and self.tls.verifies_client_certs,
+            dpop=self.token_dpop,
+            cert_binding=self.cert_binding,
         )
 
     def _api_app(self, urls: AuthServerUrls) -> Flask:
@@ -169,6 +181,7 @@ class DevServer:
             stats=self.stats,
             faults=self.api_faults,
             exports=self.exports,
+            dpop=self.api_dpop,
         )
         return create_api_app(api, create_control_blueprint(self))
 
@@ -249,6 +262,25 @@ class DevServer:
     def revoke_all_tokens(self) -> int:
         """Revoke every token issued so far (the API then rejects them); returns the count."""
         return self.tokens.revoke_all()
+
+    def require_dpop(self, client_id: str) -> None:
+        """Tokens of ``client_id`` are DPoP-bound: every token request needs a proof."""
+        self.token_dpop.bound_clients.add(client_id)
+
+    def bind_to_certificate(self, client_id: str) -> None:
+        """Tokens of ``client_id`` are bound to its TLS client certificate (cnf.x5t#S256)."""
+        self.cert_binding.bound_clients.add(client_id)
+
+    def register_self_signed_certificate(self, client_id: str, cert_pem: str) -> None:
+        """The certificate a ``self_signed_tls_client_auth`` client authenticates with."""
+        from devserver.mtls import certificate_thumbprint
+
+        self.cert_binding.self_signed[client_id] = certificate_thumbprint(cert_pem)
+
+    def demand_dpop_nonces(self, *, token: bool = True, api: bool = True) -> None:
+        """Make the authorization server and/or the API demand a server nonce in proofs."""
+        self.token_dpop.require_nonce = token
+        self.api_dpop.require_nonce = api
 
     def reset(self) -> None:
         """Zero the counters, drop captures and clear all faults."""

@@ -47,15 +47,18 @@ class ServerTLS:
     def verifies_client_certs(self) -> bool:
         return self.client_ca_file is not None
 
-    def context(self, *, client_certs: bool) -> ssl.SSLContext:
-        """A server-side context; ``client_certs`` False never asks for a client certificate."""
+    def context(self, *, client_certs: bool, optional: bool = False) -> ssl.SSLContext:
+        """A server-side context; ``client_certs`` False never asks for a client certificate,
+        ``optional`` asks without requiring one (the API, for certificate-bound tokens)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.certfile, self.keyfile)
         if client_certs and self.client_ca_file is not None:
             context.load_verify_locations(cafile=self.client_ca_file)
             context.verify_mode = (
-                ssl.CERT_REQUIRED if self.require_client_cert else ssl.CERT_OPTIONAL
+                ssl.CERT_REQUIRED
+                if self.require_client_cert and not optional
+                else ssl.CERT_OPTIONAL
             )
         return context
 

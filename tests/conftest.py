@@ -43,6 +43,7 @@ VERSIONED = {
     "test_deferrable_sensor.py",
     "test_deferrable_tls_proxy.py",
     "test_deferrable_trigger.py",
+    "test_dpop.py",  # the operator's pull with DPoP
     "test_egress_gate.py",
     "test_error_family.py",
     "test_hook_pull_api.py",  # output (ObjectStoragePath) and the async hook's connection
@@ -55,6 +56,7 @@ VERSIONED = {
     "test_pagination_origin.py",
     "test_stream_download.py",
     "test_task_token_params.py",
+    "test_sender_constrained_deferrable.py",
     "test_trigger_scale.py",  # marker "load": newest only, listed for completeness
     # e2e
     "test_airflow_cli.py",

@@ -10,7 +10,7 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from urllib.parse import urlencode, urljoin
 
 import requests
@@ -33,6 +33,9 @@ from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.refusal_hints import add_refusal_hint
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
+
+if TYPE_CHECKING:
+    from airflow_provider_oauthcc.auth.dpop import DPoPBinding
 
 
 class RetryableTokenError(TokenRequestError):
@@ -150,13 +153,10 @@ class TokenClient(RetryingTokenClient):
         self._session.trust_env = config.trust_env
         if config.proxies:
             self._session.proxies.update(config.proxies)
-        if config.auth_method == "tls_client_auth" and config.client_cert:
-            self._session.cert = (
-                (config.client_cert, config.client_cert_key)
-                if config.client_cert_key
-                else config.client_cert
-            )
+        if config.api_client_cert is not None:  # the mTLS client certificate
+            self._session.cert = config.api_client_cert
         masking.mask(*config.secrets)
+        self._dpop = dpop_binding(config)
 
     @property
     def token_url(self) -> str:
@@ -184,6 +184,27 @@ class TokenClient(RetryingTokenClient):
         self._session.close()
 
     def _request_once(self, url: str) -> Token:
+        # A DPoP server that asks for a nonce gets the request once more, with a new proof.
+        for _ in range(2):
+            sent_at, response, content = self._post(url)
+            if not (
+                self._dpop
+                and self._dpop.retry_with_nonce(
+                    url, response.status_code, response.headers, content
+                )
+            ):
+                break
+        token = token_from_answer(
+            self.config,
+            url,
+            status=response.status_code,
+            headers=response.headers,
+            body=content,
+            sent_at=sent_at,
+        )
+        return sender_constrained(self.config, self._dpop, token)
+
+    def _post(self, url: str) -> tuple[float, requests.Response, bytes]:
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
@@ -195,6 +216,8 @@ class TokenClient(RetryingTokenClient):
             masking.mask_token(
                 self._authenticator.last_assertion, self._authenticator.last_assertion_expires
             )
+        if self._dpop:
+            headers["DPoP"] = self._dpop.token_request_proof(url)
         sent_at = time.time()
         deadline = time.monotonic() + attempt_deadline(self.config.timeout)
         try:
@@ -235,14 +258,29 @@ class TokenClient(RetryingTokenClient):
                     f"the connection to the token endpoint {shown(url)} broke during the answer"
                 )
             ) from None
-        return token_from_answer(
-            self.config,
-            url,
-            status=response.status_code,
-            headers=response.headers,
-            body=content,
-            sent_at=sent_at,
+        return sent_at, response, content
+
+
+def dpop_binding(config: ClientConfig) -> DPoPBinding | None:
+    """The DPoP key holder of a connection with DPoP on, else None."""
+    if not config.dpop:
+        return None
+    from airflow_provider_oauthcc.auth.dpop import DPoPBinding
+
+    return DPoPBinding(config.dpop_alg)
+
+
+def sender_constrained(config: ClientConfig, dpop: DPoPBinding | None, token: Token) -> Token:
+    """The token bound to the connection's DPoP key; a DPoP token without DPoP on is refused
+    (it cannot be used without a proof), as is a Bearer token when DPoP was asked for."""
+    if dpop is not None:
+        return dpop.bind(token)
+    if token.token_type != "Bearer":
+        raise TokenRequestError(
+            f"the token endpoint issued a {token.token_type} token: set the connection's "
+            "extra dpop to true to use it"
         )
+    return token
 
 
 def token_form(config: ClientConfig) -> dict[str, Any]:

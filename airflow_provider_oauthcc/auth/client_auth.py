@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_oauthcc.auth.config import JWT_BEARER, ClientConfig
+from airflow_provider_oauthcc.auth.config import JWT_BEARER, MTLS_METHODS, ClientConfig
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
 
 ASSERTION_LIFETIME = 300
@@ -49,7 +49,7 @@ class ClientAuthenticator:
             method = self._jwt_assertion
         elif config.auth_method == "client_secret_basic":
             method = self._basic
-        elif config.auth_method == "tls_client_auth":
+        elif config.auth_method in MTLS_METHODS:
             # RFC 8705 §2: the TLS client certificate authenticates; the body names the client.
             method = "none"
         self._client_auth = ClientAuth(config.client_id, secret, method)

@@ -19,12 +19,18 @@ AUTH_METHODS = (
     "private_key_jwt",
     "tls_client_auth",
     "federated_assertion",
+    "self_signed_tls_client_auth",
 )
+# RFC 8705 §2: the TLS client certificate authenticates the client (PKI or self-signed).
+MTLS_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
 SECRET_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 # RFC 6749 §2.3.1: client_secret_basic form-encodes ID and secret before base64 ("form");
 # "plain" is for the servers that compare the decoded header without URL-decoding it.
 BASIC_ENCODINGS = ("form", "plain")
 CACHE_BACKENDS = ("memory", "file", "redis")
+# DPoP (RFC 9449) proof key algorithms; EdDSA is left out (deprecated by RFC 9864).
+DPOP_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "PS256")
+DEFAULT_DPOP_ALGORITHM = "ES256"
 DEFAULT_REDIS_CONN_ID = "redis_default"
 
 # Workload identity and the JWT-bearer grant (RFC 7523).
@@ -82,6 +88,9 @@ OAUTH_KEYS = frozenset(
         "assertion_subject",
         "assertion_audience",
         "assertion_lifetime",
+        # Sender-constrained tokens (RFC 9449 DPoP).
+        "dpop",
+        "dpop_alg",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -153,6 +162,22 @@ class ClientConfig:
     assertion_subject: str | None = None
     assertion_audience: str | None = None
     assertion_lifetime: int = DEFAULT_ASSERTION_LIFETIME
+    # Sender-constrained tokens: DPoP (RFC 9449) proofs with a key pair per token; with an
+    # mTLS method the client certificate also goes to the API (RFC 8705 bound tokens).
+    dpop: bool = False
+    dpop_alg: str = "ES256"
+    inline_cert_key: str | None = field(default=None, repr=False)
+    """A TLS client key given inline as PEM (a secret: masked, and never in a message)."""
+
+    @property
+    def api_client_cert(self) -> str | tuple[str, str] | None:
+        """The client certificate the API gets: the token endpoint's, with an mTLS method
+        (a certificate-bound token is refused without it)."""
+        if self.auth_method not in MTLS_METHODS or not self.client_cert:
+            return None
+        if self.client_cert_key:
+            return (self.client_cert, self.client_cert_key)
+        return self.client_cert
 
     @classmethod
     def from_connection(
@@ -205,7 +230,7 @@ class ClientConfig:
             raise OAuthCCConfigError(
                 "password", f"auth method '{method}' needs the client secret in Password{hint}"
             )
-        private_key = _str(extras, "private_key")
+        private_key = _private_key(extras, method)
         passphrase = _str(extras, "private_key_passphrase")
         signing_algorithm = _str(extras, "signing_algorithm")
         if method == "private_key_jwt":
@@ -216,19 +241,7 @@ class ClientConfig:
                 raise OAuthCCConfigError(
                     "signing_algorithm", "client_secret_jwt signs with HS256, HS384 or HS512"
                 )
-        client_cert = _str(extras, "client_cert")
-        client_cert_key = _str(extras, "client_cert_key")
-        if method == "private_key_jwt" and client_cert:
-            # Its thumbprint goes in the assertion header (x5t), how Entra ID finds the key.
-            _check_file("client_cert", client_cert)
-        if method == "tls_client_auth":
-            if not client_cert:
-                raise OAuthCCConfigError(
-                    "client_cert", "tls_client_auth needs the path of a PEM client certificate"
-                )
-            _check_file("client_cert", client_cert)
-            if client_cert_key:
-                _check_file("client_cert_key", client_cert_key)
+        client_cert, client_cert_key, inline_key = _client_certificate(extras, method)
         _bool(extras, "trust_env", True)  # validated now, read through .trust_env
         unknown = tuple(sorted(set(extras) - OAUTH_KEYS - SESSION_KEYS))
         return cls(
@@ -271,6 +284,8 @@ class ClientConfig:
             assertion_lifetime=int(
                 _positive_number(extras, "assertion_lifetime", DEFAULT_ASSERTION_LIFETIME)
             ),
+            inline_cert_key=inline_key,
+            **_sender_constraint(extras),
         )
 
     @property
@@ -294,6 +309,8 @@ class ClientConfig:
             # Who the JWT-bearer assertion acts for is whose token it is.
             grant = [self.assertion_issuer, self.assertion_subject, self.assertion_audience]
             parts = (*parts, self.grant_type, grant)
+        if self.dpop:  # a DPoP-bound token is another token than a bearer one
+            parts = (*parts, "dpop")
         return json.dumps(parts, separators=(",", ":"))
 
     def credential(self) -> bytes:
@@ -311,6 +328,8 @@ class ClientConfig:
             assert self.client_assertion_file is not None
             return assertion_identity(self.client_assertion_file)
         pieces: list[bytes] = []
+        if self.inline_cert_key:
+            pieces.append(self.inline_cert_key.encode())
         if self.auth_method == "private_key_jwt":
             pieces.append((self.private_key or "").encode())
         for path in (self.client_cert, self.client_cert_key):
@@ -326,7 +345,12 @@ class ClientConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this config holds, for the log masker and the scrubber."""
-        values = [self.client_secret, self.private_key, self.private_key_passphrase]
+        values = [
+            self.client_secret,
+            self.private_key,
+            self.private_key_passphrase,
+            self.inline_cert_key,
+        ]
         for proxy in (self.proxies or {}).values():
             password = proxy_password(proxy)
             if password:
@@ -388,6 +412,53 @@ def _grant_type(extras: Mapping[str, Any]) -> str:
             f"unknown grant {value!r}; choose {CLIENT_CREDENTIALS} or {JWT_BEARER} (jwt_bearer)",
         )
     return GRANT_TYPES[value]
+
+
+def _private_key(extras: Mapping[str, Any], method: str) -> str | None:
+    """``private_key`` as PEM text: given inline, or read from the file it names."""
+    from airflow_provider_oauthcc.auth.key_material import read_pem_or_file
+
+    value = _str(extras, "private_key")
+    if value is None or method in MTLS_METHODS:
+        return value  # with mTLS the key is the TLS key (see _client_certificate)
+    return read_pem_or_file("private_key", value)
+
+
+def _client_certificate(
+    extras: Mapping[str, Any], method: str
+) -> tuple[str | None, str | None, str | None]:
+    """``client_cert`` and ``client_cert_key`` as file paths (inline PEM is written to a
+    private file), and the key's PEM when it was given inline (a secret to mask). With an mTLS
+    method and no ``client_cert_key``, the key may come from ``private_key`` (masked by
+    Airflow)."""
+    from airflow_provider_oauthcc.auth.key_material import is_pem, pem_path
+
+    cert = _str(extras, "client_cert")
+    key = _str(extras, "client_cert_key")
+    if method in MTLS_METHODS and key is None:
+        key = _str(extras, "private_key")
+    inline_key = key if key and is_pem(key) else None
+    if method in MTLS_METHODS and not cert:
+        raise OAuthCCConfigError(
+            "client_cert", f"{method} needs a PEM client certificate (a file path or the PEM)"
+        )
+    if cert and (method in MTLS_METHODS or method == "private_key_jwt"):
+        # private_key_jwt: its thumbprint goes in the assertion header (x5t), how Entra ID
+        # finds the key.
+        cert = pem_path("client_cert", cert)
+        if key and method in MTLS_METHODS:
+            field_name = "client_cert_key" if _str(extras, "client_cert_key") else "private_key"
+            key = pem_path(field_name, key)
+    return cert, key, inline_key
+
+
+def _sender_constraint(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """The DPoP fields: ``dpop`` (on/off) and ``dpop_alg`` (the proof key's algorithm)."""
+    dpop = _bool(extras, "dpop", False)
+    alg = _choice(extras, "dpop_alg", DPOP_ALGORITHMS, DEFAULT_DPOP_ALGORITHM)
+    if "dpop_alg" in extras and not dpop:
+        raise OAuthCCConfigError("dpop_alg", "is set but dpop is off: set dpop to true")
+    return {"dpop": dpop, "dpop_alg": alg}
 
 
 def as_flag(key: str, value: Any) -> bool:

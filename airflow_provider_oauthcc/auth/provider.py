@@ -51,7 +51,9 @@ class TokenPolicy:
         return (*self._tokens, *self.config.secret_forms)
 
     def usable(self, token: Token | None) -> bool:
-        return token is not None and token.is_fresh(self.clock())
+        # A DPoP-bound token without its key cannot be used (and is never sent as Bearer).
+        bound_without_key = token is not None and token.token_type == "DPoP" and not token.dpop_jwk
+        return token is not None and not bound_without_key and token.is_fresh(self.clock())
 
     def hand_out(self, token: Token, *, hit: bool) -> Token:
         """Every token handed to a sync caller passes here: masked before anything can log it."""

@@ -60,7 +60,8 @@ class RequestOptions:
         return cls(
             timeout=_timeout(merged.get("timeout", config.timeout)),
             verify=_verify(merged.get("verify", config.verify)),
-            cert=_cert(merged.get("cert")),
+            # With an mTLS method the API gets the client certificate too (RFC 8705 §3).
+            cert=_cert(merged.get("cert", config.api_client_cert)),
             stream=as_flag("stream", merged.get("stream", False)),
             trust_env=as_flag("trust_env", merged.get("trust_env", True)),
             allow_redirects=as_flag("allow_redirects", merged.get("allow_redirects", True)),

@@ -9,6 +9,7 @@ from typing import Any
 import requests
 from requests.auth import AuthBase
 
+from airflow_provider_oauthcc.auth import dpop
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, UnsafeUrlError, shown, target
 from airflow_provider_oauthcc.auth.provider import TokenProvider
 from airflow_provider_oauthcc.auth.token import Token
@@ -43,6 +44,7 @@ class BearerAuth(AuthBase):
             return request
         token, header = self._token()
         request.headers["Authorization"] = header
+        _add_proof(request, token)
         body_position = _body_position(request)
         origin = _origin(request.url or "")
         request.register_hook(  # type: ignore[no-untyped-call]
@@ -57,7 +59,7 @@ class BearerAuth(AuthBase):
         held = self._held
         if held is None or not held[0].is_fresh():
             token = self.provider.get_token()
-            held = self._held = (token, f"Bearer {token.access_token}")
+            held = self._held = (token, dpop.authorization(token))
         return held
 
     def _allowed(self, url: str) -> bool:
@@ -90,6 +92,8 @@ class BearerAuth(AuthBase):
         origin: str,
         **kwargs: Any,
     ) -> requests.Response:
+        if token.dpop_jwk:
+            dpop.NONCES.note(response.request.url or "", response.headers)
         if response.status_code != 401:
             return response
         if _origin(response.request.url or "") != origin:
@@ -97,26 +101,43 @@ class BearerAuth(AuthBase):
             # strips the token): that 401 is not about our token, and a replay would hand
             # the token to that host.
             return response
-        request = response.request.copy()
+        if token.dpop_jwk and dpop.asks_for_nonce_at_api(401, response.headers):
+            # The API wants a nonce in the proof: same token, a new proof, once.
+            response = self._replay(response, token, body_position, **kwargs)
+            dpop.NONCES.note(response.request.url or "", response.headers)
+            if response.status_code != 401 or getattr(response, "oauthcc_not_replayed", None):
+                return response
         # The rejected token is dropped either way, so the next request gets a fresh one.
         self._drop(token)
         self.provider.invalidate(token)
+        log.info("API answered 401; refreshing the OAuth token and replaying the request once")
+        fresh, _ = self._token()
+        return self._replay(response, fresh, body_position, **kwargs)
+
+    def _replay(
+        self,
+        response: requests.Response,
+        token: Token,
+        body_position: int | None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """``response``'s request sent once more with ``token`` (and a new DPoP proof)."""
+        request = response.request.copy()
         if not _rewind(request, body_position):
             response.oauthcc_not_replayed = (  # type: ignore[attr-defined]
                 "its body is a stream that cannot be sent again (pass bytes or a seekable file)"
             )
             return response
-        log.info("API answered 401; refreshing the OAuth token and replaying the request once")
-        _, header = self._token()
         # Free the connection before reusing it for the replay.
         _ = response.content
         response.close()
-        request.headers["Authorization"] = header
+        request.headers["Authorization"] = dpop.authorization(token)
+        _add_proof(request, token)
         # Sent through the adapter, not the session: response hooks do not run again, so a
         # second 401 comes back to the caller instead of looping.
         connection: requests.adapters.BaseAdapter = response.connection
         replay = connection.send(request, **kwargs)
-        replay.history.append(response)
+        replay.history.extend([*response.history, response])
         replay.request = request
         return replay
 
@@ -124,6 +145,15 @@ class BearerAuth(AuthBase):
         held = self._held
         if held is not None and held[0] is token:
             self._held = None
+
+
+def _add_proof(request: requests.PreparedRequest, token: Token) -> None:
+    """A fresh DPoP proof for this request when the token is DPoP-bound."""
+    proof = dpop.api_proof(token, request.method or "GET", request.url or "")
+    if proof is not None:
+        request.headers["DPoP"] = proof
+    else:
+        request.headers.pop("DPoP", None)
 
 
 def _origin(url: str) -> str:

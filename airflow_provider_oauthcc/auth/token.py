@@ -30,6 +30,8 @@ class Token:
     """Epoch seconds, counted from when the request was sent (never later than the real expiry)."""
     obtained_at: float
     scope: str | None = None
+    dpop_jwk: str | None = field(default=None, repr=False)
+    """The private JWK (JSON) of the DPoP key the token is bound to; None for a bearer token."""
 
     @property
     def lifetime(self) -> float:
@@ -49,13 +51,16 @@ class Token:
         return max(0, int(self.expires_at - (time.time() if now is None else now)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "access_token": self.access_token,
             "token_type": self.token_type,
             "expires_at": self.expires_at,
             "obtained_at": self.obtained_at,
             "scope": self.scope,
         }
+        if self.dpop_jwk is not None:
+            data["dpop_jwk"] = self.dpop_jwk
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Token:
@@ -65,6 +70,7 @@ class Token:
             expires_at=float(data["expires_at"]),
             obtained_at=float(data["obtained_at"]),
             scope=data.get("scope"),
+            dpop_jwk=data.get("dpop_jwk"),
         )
 
 
@@ -91,17 +97,17 @@ def parse_token_response(
     if not isinstance(access_token, str) or not access_token:
         raise TokenResponseError("token response has no access_token", status=status)
     token_type = payload.get("token_type")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+    if not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop"):
         shown = token_type if isinstance(token_type, str) and len(token_type) < 40 else "missing"
         raise TokenResponseError(
-            f"token response has token_type {shown!r}; only Bearer tokens are supported",
+            f"token response has token_type {shown!r}; only Bearer and DPoP tokens are supported",
             status=status,
         )
     lifetime = _lifetime(payload.get("expires_in"), access_token, sent_at, default_expires_in)
     scope = payload.get("scope")
     return Token(
         access_token=access_token,
-        token_type="Bearer",
+        token_type="DPoP" if token_type.lower() == "dpop" else "Bearer",
         expires_at=sent_at + lifetime,
         obtained_at=sent_at,
         scope=scope if isinstance(scope, str) else requested_scope,

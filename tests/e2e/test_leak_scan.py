@@ -7,8 +7,8 @@ Runs, against local authorization servers that record every credential they see:
 - the same DAG with ``--use-executor`` (Airflow 3.2+): LocalExecutor, the real task supervisor,
   each task in its own process writing its log file under ``AIRFLOW_HOME/logs``, as in a
   deployment; with a ``private_key_jwt`` connection;
-- ``airflow connections test`` of a ``private_key_jwt`` and of a ``client_secret_jwt``
-  connection.
+- ``airflow connections test`` of a ``private_key_jwt`` connection with DPoP (the server
+  demands a nonce) and of a ``client_secret_jwt`` connection.
 
 Logging is at DEBUG everywhere: ``AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG``, ``--verbose``, and
 urllib3, requests and this provider's loggers set to DEBUG by a plugin (task processes) and a
@@ -17,7 +17,7 @@ logging config class (CLI processes), since Airflow 3.1 leaves stdlib loggers ou
 run meets a token-endpoint 503, an API 503 and an API 401 (refresh and replay), so the retry and
 refresh paths log too. Every stdout, stderr and task
 log file must be free of the client secrets (also as Basic credentials), the private key (whole
-and each base64 line), every client assertion and every access token (whole and per segment),
+and each base64 line), every client assertion, DPoP proof and access token (whole and per segment),
 and of any JWT issued by or for the local servers.
 
 One kind of line is set aside, in the in-process run only: Airflow's in-process supervisor (``dags test`` without an
@@ -305,8 +305,11 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
         srv.add_client(
             "leak-hmac", secret=SECRET_HMAC, auth_methods=["client_secret_jwt"], scope="read"
         )
+        # DPoP-bound, with a nonce demanded: the proofs are scanned for as well.
+        srv.require_dpop("leak-key")
+        srv.demand_dpop_nonces(api=False)
         for method, client_id, secret, extra in [
-            ("private_key_jwt", "leak-key", None, {"private_key": pem}),
+            ("private_key_jwt", "leak-key", None, {"private_key": pem, "dpop": True}),
             ("client_secret_jwt", "leak-hmac", SECRET_HMAC, {}),
         ]:
             name = f"connections_test_{method}"
@@ -458,6 +461,7 @@ def test_no_credential_in_any_output(scan: Scan, name: str) -> None:
     run = the_run(scan, name)
     kinds = {secret.kind for secret in scan.secrets}
     assert {"client secret (Basic credentials)", "access token", "client assertion"} <= kinds
+    assert "DPoP proof" in kinds
     texts = run.texts()
     assert texts, "nothing to scan"
     leaks: list[Leak] = find_leaks(

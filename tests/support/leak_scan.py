@@ -101,13 +101,21 @@ def secrets_seen_by(srv: DevServer) -> list[Secret]:
             found += jwt_parts("client assertion", request.form["client_assertion"])
         if request.form.get("assertion"):  # the JWT-bearer grant's
             found += jwt_parts("grant assertion", request.form["assertion"])
+        if proof := _dpop_header(request.headers):
+            found += jwt_parts("DPoP proof", proof)
     for request in srv.stats.api_captures:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
+        if scheme.lower() in ("bearer", "dpop") and token:
             found += jwt_parts("access token", token.strip())
+        if proof := _dpop_header(request.headers):
+            found += jwt_parts("DPoP proof", proof)
     for token in srv.tokens.issued_tokens:
         found += jwt_parts("access token", token)
     return found
+
+
+def _dpop_header(headers: Mapping[str, str]) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == "dpop"), None)
 
 
 def read_texts(paths: Iterable[Path], root: Path) -> dict[str, str]:

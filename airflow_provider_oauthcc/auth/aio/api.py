@@ -23,7 +23,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from airflow_provider_oauthcc.auth import egress
+from airflow_provider_oauthcc.auth import dpop, egress
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
 from airflow_provider_oauthcc.auth.aio.transport import (
     async_ssl_context,
@@ -101,13 +101,32 @@ class AsyncBearerClient:
         """The final answer to ``request`` after redirects and at most one 401 replay."""
         self.egress.request(request.url)
         response, token = await self._follow(session, request)
+        response, token = await self._dpop_nonce_retry(session, request, response, token)
         if response.status_code != 401 or token is None:
             return response
         log.info("API answered 401; refreshing the OAuth token and replaying the request once")
         await self.provider.invalidate(token)
-        replay, _ = await self._follow(session, request)
+        replay, token = await self._follow(session, request)
+        replay, _ = await self._dpop_nonce_retry(session, request, replay, token)
         replay.history.insert(0, response)
         return replay
+
+    async def _dpop_nonce_retry(
+        self,
+        session: aiohttp.ClientSession,
+        request: ApiRequest,
+        response: requests.Response,
+        token: Token | None,
+    ) -> tuple[requests.Response, Token | None]:
+        """RFC 9449 §9: the API asked for a nonce in the proof; the same token with a new
+        proof, once."""
+        if token is None or not token.dpop_jwk:
+            return response, token
+        if not dpop.asks_for_nonce_at_api(response.status_code, response.headers):
+            return response, token
+        replay, token = await self._follow(session, request)
+        replay.history.insert(0, response)
+        return replay, token
 
     async def _follow(
         self, session: aiohttp.ClientSession, request: ApiRequest
@@ -137,7 +156,7 @@ class AsyncBearerClient:
     ) -> requests.Response:
         headers = {**self.default_headers, **(request.headers or {})}
         if token is not None:
-            headers["Authorization"] = f"Bearer {token.access_token}"
+            headers.update(_authorization_headers(token, request.method, request.url))
         data: Any = request.data
         skip_auto_headers: tuple[str, ...] = ()
         if isinstance(data, str):
@@ -164,7 +183,10 @@ class AsyncBearerClient:
                 proxy=proxy,
                 timeout=client_timeout(options.timeout),
             ) as answer:
-                return await to_requests_response(answer, max_body=options.max_body)
+                response = await to_requests_response(answer, max_body=options.max_body)
+                if token is not None and token.dpop_jwk:
+                    dpop.NONCES.note(url, response.headers)
+                return response
         except aiohttp.ClientSSLError as exc:
             reason = tls_failure(exc, has_client_cert=options.cert is not None)
             raise ApiConnectionError(
@@ -231,6 +253,15 @@ async def to_requests_response(
     response.url = str(answer.url)
     response.encoding = get_encoding_from_headers(response.headers)
     return response
+
+
+def _authorization_headers(token: Token, method: str, url: str) -> dict[str, str]:
+    """Authorization (Bearer, or DPoP with a fresh proof for this request)."""
+    headers = {"Authorization": dpop.authorization(token)}
+    proof = dpop.api_proof(token, method, url)
+    if proof is not None:
+        headers["DPoP"] = proof
+    return headers
 
 
 def _seconds(timeout: float | Sequence[float] | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Mapping
 from typing import Unpack
 from urllib.parse import urlencode
 
@@ -28,10 +29,12 @@ from airflow_provider_oauthcc.auth.client import (
     RetryingTokenClient,
     RetryOptions,
     TokenClient,
+    dpop_binding,
+    sender_constrained,
     token_form,
     token_from_answer,
 )
-from airflow_provider_oauthcc.auth.config import ClientConfig
+from airflow_provider_oauthcc.auth.config import MTLS_METHODS, ClientConfig
 from airflow_provider_oauthcc.auth.egress import proxy_for, shown
 from airflow_provider_oauthcc.auth.errors import TokenRequestError
 from airflow_provider_oauthcc.auth.http_read import READ_CHUNK, CappedBody, attempt_deadline
@@ -43,10 +46,11 @@ class AsyncTokenClient(RetryingTokenClient):
 
     def __init__(self, config: ClientConfig, **retry: Unpack[RetryOptions]) -> None:
         super().__init__(config, **retry)
-        self._client_cert = config.client_cert if config.auth_method == "tls_client_auth" else None
+        self._client_cert = config.client_cert if config.auth_method in MTLS_METHODS else None
         self._token_url = config.token_url
         self._trust_env = config.trust_env
         self._secrets_masked = False
+        self._dpop = dpop_binding(config)
 
     @property
     def known_token_url(self) -> str | None:
@@ -81,6 +85,21 @@ class AsyncTokenClient(RetryingTokenClient):
         return token
 
     async def _request_once(self, url: str) -> Token:
+        if self._dpop is not None:
+            await asyncio.to_thread(lambda: self._dpop and self._dpop.key)  # RSA keys take a while
+        # A DPoP server that asks for a nonce gets the request once more, with a new proof.
+        for _ in range(2):
+            sent_at, status, answer_headers, content = await self._post(url)
+            if not (
+                self._dpop and self._dpop.retry_with_nonce(url, status, answer_headers, content)
+            ):
+                break
+        token = token_from_answer(
+            self.config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
+        )
+        return sender_constrained(self.config, self._dpop, token)
+
+    async def _post(self, url: str) -> tuple[float, int, Mapping[str, str], bytes]:
         config = self.config
         prepare = functools.partial(
             self._authenticator.prepare,
@@ -95,6 +114,8 @@ class AsyncTokenClient(RetryingTokenClient):
             masking.hold_token(
                 self._authenticator.last_assertion, self._authenticator.last_assertion_expires
             )
+        if self._dpop is not None:
+            headers["DPoP"] = self._dpop.token_request_proof(url)
         self.egress.request(url)
         # Certificate files are looked at and parsed in a thread, never on the loop.
         ssl = await async_ssl_context(config.verify, self._client_cert, config.client_cert_key)
@@ -138,9 +159,7 @@ class AsyncTokenClient(RetryingTokenClient):
                     f"cannot reach the token endpoint {shown(url)} ({connection_reason(exc)})"
                 )
             ) from None
-        return token_from_answer(
-            config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
-        )
+        return sent_at, status, answer_headers, content
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
