@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow_provider_oauthcc.auth.egress import check_url, proxy_password
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
+from airflow_provider_oauthcc.auth.rate_limit_core import BudgetSettings, parse_rate_limit
 
 AUTH_METHODS = (
     "client_secret_basic",
@@ -56,6 +57,11 @@ OAUTH_KEYS = frozenset(
         "cache_backend",
         "cache_dir",
         "cache_redis_conn_id",
+        # The request budget (see _budget).
+        "rate_limit",
+        "rate_limit_burst",
+        "max_concurrency",
+        "rate_limit_learn",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -119,6 +125,7 @@ class ClientConfig:
     api_headers: Mapping[str, str] = field(default_factory=dict)
     session_options: Mapping[str, Any] = field(default_factory=dict)
     unknown_keys: tuple[str, ...] = ()
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     @classmethod
     def from_connection(
@@ -216,6 +223,7 @@ class ClientConfig:
             api_headers=_string_map(extras, "headers"),
             session_options={k: extras[k] for k in SESSION_KEYS if k in extras},
             unknown_keys=unknown,
+            budget=_budget(extras),
         )
 
     @property
@@ -447,6 +455,38 @@ def _positive_number(extras: Mapping[str, Any], key: str, default: float) -> flo
     if isinstance(value, bool) or not number > 0 or number == float("inf"):
         raise OAuthCCConfigError(key, "must be a positive number of seconds")
     return number
+
+
+# -- the request budget: rate_limit, rate_limit_burst, max_concurrency, rate_limit_learn ------
+
+
+def _budget(extras: Mapping[str, Any]) -> BudgetSettings:
+    burst = _positive_int(extras, "rate_limit_burst")
+    text = extras.get("rate_limit")
+    if text is not None and not isinstance(text, str):
+        raise OAuthCCConfigError("rate_limit", "must be a string such as 10/s or 600/min")
+    if burst is not None and text is None:
+        raise OAuthCCConfigError("rate_limit_burst", "needs rate_limit (e.g. 10/s)")
+    try:
+        rate_limit = parse_rate_limit(text, burst) if text else None
+    except ValueError as exc:
+        raise OAuthCCConfigError("rate_limit", str(exc)) from None
+    return BudgetSettings(
+        rate_limit=rate_limit,
+        max_concurrency=_positive_int(extras, "max_concurrency"),
+        learn=_bool(extras, "rate_limit_learn", True),
+    )
+
+
+def _positive_int(extras: Mapping[str, Any], key: str) -> int | None:
+    value = extras.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OAuthCCConfigError(key, "must be a whole number of at least 1")
+    return value
 
 
 def _absolute_path(extras: Mapping[str, Any], key: str) -> str | None:

@@ -17,6 +17,7 @@ from airflow_provider_oauthcc.auth.egress import EgressPolicy
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.gated_session import GatedSession
 from airflow_provider_oauthcc.auth.provider import TokenProvider
+from airflow_provider_oauthcc.auth.rate_limit import RequestBudget, make_request_budget
 from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
@@ -172,6 +173,18 @@ class OAuthCCHook(HttpHook):
             allow_insecure_http=config.allow_insecure_http,
         )
 
+    def request_budget(self) -> RequestBudget | None:
+        """The request budget this connection's client shares at its API (rate_limit,
+        max_concurrency, and what the API's rate-limit headers say): in the token cache's Redis
+        when that is Redis, else in this process. None when it is switched off."""
+        policy = self.egress_policy()
+        return make_request_budget(
+            self.oauth_config,
+            policy.api_origin,
+            policy.api.shown if policy.api else "",
+            redis_client=self._cache_redis_client,
+        )
+
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
@@ -180,7 +193,7 @@ class OAuthCCHook(HttpHook):
         config = self.oauth_config
         options = RequestOptions.parse(config, extra_options)
         self.merged_extra = options.as_extra()
-        gated = GatedSession(self.egress_policy())
+        gated = GatedSession(self.egress_policy(), self.request_budget())
         gated.auth = BearerAuth(self.token_provider, gated.egress)
         session: requests.Session = gated
         session.verify = options.verify
