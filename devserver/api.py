@@ -25,6 +25,8 @@ from devserver.dataset import Dataset, make_record, parse_timestamp
 from devserver.exports import ExportJob, ExportJobs
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
+from devserver.rate_limit import ApiRateLimit
+from devserver.rate_limit import install as install_rate_limit
 from devserver.stats import Stats
 from devserver.tokens import AccessTokenVerifier, InvalidTokenError
 
@@ -111,6 +113,7 @@ def create_api_blueprint(
     stats: Stats,
     faults: FaultSet,
     exports: ExportJobs | None = None,
+    rate_limit: ApiRateLimit | None = None,
 ) -> Blueprint:
     jobs = exports if exports is not None else ExportJobs()
     bp = Blueprint("api", __name__)
@@ -130,6 +133,9 @@ def create_api_blueprint(
         except InvalidTokenError as exc:
             return _unauthorized("invalid_token", exc.description)
         return None
+
+    if rate_limit is not None:
+        install_rate_limit(bp, rate_limit)  # after the token check: it limits per client
 
     @bp.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:

@@ -17,6 +17,7 @@ from devserver.exports import DEFAULT_READY_AFTER, ExportJobs
 from devserver.faults import FaultSet
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
+from devserver.rate_limit import ApiRateLimit
 from devserver.stats import Stats
 from devserver.tls import ServerTLS, TLSBackgroundServer
 from devserver.tokens import AccessTokenVerifier, TokenRegistry
@@ -68,6 +69,8 @@ class DevServer:
         self.dataset = Dataset(dataset_size)
         self.exports = ExportJobs(export_ready_after)
         self.api_workers = api_workers
+        #: Per-client limit on the API (off until ``api_rate_limit.configure(per_second=N)``).
+        self.api_rate_limit = ApiRateLimit()
         self.signing_key = SigningKey()
         self._auth: BackgroundServer | TLSBackgroundServer | None = None
         self._api: BackgroundServer | TLSBackgroundServer | None = None
@@ -169,6 +172,7 @@ class DevServer:
             stats=self.stats,
             faults=self.api_faults,
             exports=self.exports,
+            rate_limit=self.api_rate_limit,
         )
         return create_api_app(api, create_control_blueprint(self))
 
@@ -253,5 +257,6 @@ class DevServer:
     def reset(self) -> None:
         """Zero the counters, drop captures and clear all faults."""
         self.stats.reset()
+        self.api_rate_limit.reset()
         self.api_faults.clear()
         self.token_faults.clear()

@@ -34,6 +34,8 @@ class LocalBudgetStore:
         self._states: dict[str, _State] = {}
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
+        # Event-loop waiters for a freed slot, by budget: called (once) at the next release.
+        self._wakers: dict[str, list[Callable[[], None]]] = {}
 
     def _state(self, key: str) -> _State:
         state = self._states.get(key)
@@ -76,6 +78,14 @@ class LocalBudgetStore:
             state = self._state(key)
             state.in_flight = max(0, state.in_flight - 1)
             self._slot_freed.notify()
+            wakers = self._wakers.pop(key, [])
+        for wake in wakers:
+            wake()
+
+    def on_release(self, key: str, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (once) when a slot of ``key`` is next released."""
+        with self._lock:
+            self._wakers.setdefault(key, []).append(wake)
 
     def try_slot(self, key: str, limit: int) -> str | None:
         """A concurrency slot now, or None (for event loops, which must not block)."""
