@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -225,7 +227,31 @@ def make_request_budget(
         return None
     store: BudgetStore | None = None
     if config.cache_backend == "redis" and redis_client is not None:
-        from airflow_provider_oauthcc.auth.rate_limit_redis import RedisBudgetStore
-
-        store = FailOpenBudgetStore(RedisBudgetStore(redis_client))
+        store = shared_store(f"airflow-connection:{config.cache_redis_conn_id}", redis_client)
     return RequestBudget(plan, store)
+
+
+# This process's store for each Redis: one client, and one warning when it fails.
+_shared_stores: dict[str, FailOpenBudgetStore] = {}
+_shared_stores_guard = threading.Lock()
+
+
+def shared_store(name: str, redis_client: Callable[[], Any]) -> FailOpenBudgetStore:
+    """This process's store in the Redis called ``name`` (``redis_client`` makes its client,
+    the first time it is needed)."""
+    from airflow_provider_oauthcc.auth.rate_limit_redis import RedisBudgetStore
+
+    with _shared_stores_guard:
+        store = _shared_stores.get(name)
+        if store is None:
+            store = _shared_stores[name] = FailOpenBudgetStore(RedisBudgetStore(redis_client))
+        return store
+
+
+def _forget_stores_after_fork() -> None:
+    global _shared_stores_guard
+    _shared_stores_guard = threading.Lock()
+    _shared_stores.clear()
+
+
+os.register_at_fork(after_in_child=_forget_stores_after_fork)
