@@ -77,12 +77,13 @@ def failures(results: list[PullResult]) -> list[str]:
 
 
 def test_rate_limit_uses_the_api_limit_without_a_429(api: DevServer, redis: RedisServer) -> None:
-    results = pulls(api, redis, rate_limit=f"{N}/s")
+    # The configured limit alone: not helped by the API's headers.
+    results = pulls(api, redis, rate_limit=f"{N}/s", rate_limit_learn=False)
     counts = api.api_rate_limit.counts("app")
     assert failures(results) == []
     assert counts.admitted == PULLS * PAGES
     assert counts.refused == 0
-    assert counts.rate() >= 0.85 * N, f"{counts.rate():.1f} requests/s of {N}"
+    assert 0.85 * N <= counts.rate() <= 1.1 * N, f"{counts.rate():.1f} requests/s of {N}"
 
     unlimited = pulls(api, redis, rate_limit_learn=False)
     refused = api.api_rate_limit.counts("app").refused

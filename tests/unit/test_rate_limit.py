@@ -248,7 +248,9 @@ def test_redis_slots_are_leases_and_a_release_wakes_a_waiter(
     assert time.monotonic() - started < 0.6
     # A holder that never releases (a killed task): its lease ends by itself.
     assert a.acquire_slot("j", 1, lease=0.2, wait=0) is not None
+    started = time.monotonic()
     assert b.acquire_slot("j", 1, lease=30, wait=2) is not None
+    assert time.monotonic() - started < 0.8  # when its lease ended
 
 
 def test_redis_keys_hold_no_origin_or_client(redis_server: RedisServer, redis_url: str) -> None:
