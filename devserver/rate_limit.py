@@ -185,3 +185,42 @@ def install(blueprint: Blueprint, limit: ApiRateLimit) -> None:
         client_id = g.get("rate_limit_client")
         if client_id is not None:
             limit.leave(client_id)
+
+
+def create_control_blueprint(limit: ApiRateLimit) -> Blueprint:
+    """``/_control/rate_limit`` (loopback callers only): GET the counts per client; PUT
+    ``{"per_second": 20, "burst": 20, "headers": "draft"}`` to configure (and zero the counts),
+    ``{"per_second": null}`` to count without limiting."""
+    from flask import abort, request
+
+    from devserver.control import LOOPBACK
+    from devserver.instrument import json_response
+
+    bp = Blueprint("rate_limit_control", __name__, url_prefix="/_control/rate_limit")
+
+    @bp.before_request
+    def loopback_only() -> None:
+        if request.remote_addr not in LOOPBACK:
+            abort(403)
+
+    @bp.get("")
+    def counts() -> Response:
+        return json_response({"per_second": limit.per_second, "clients": limit.snapshot()})
+
+    @bp.put("")
+    def configure() -> Response:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return json_response({"error": "invalid_request"}, 400)
+        per_second, burst = body.get("per_second"), body.get("burst")
+        headers = body.get("headers", "draft")
+        numbers_ok = all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool) and v > 0)
+            for v in (per_second, burst)
+        )
+        if not numbers_ok or headers not in ("draft", "structured", "x", "none"):
+            return json_response({"error": "invalid_request"}, 400)
+        limit.configure(per_second, burst=burst, headers=headers)
+        return json_response({"per_second": limit.per_second, "burst": limit.burst})
+
+    return bp

@@ -18,6 +18,7 @@ from devserver.faults import FaultSet
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
 from devserver.rate_limit import ApiRateLimit
+from devserver.rate_limit import create_control_blueprint as rate_limit_control
 from devserver.stats import Stats
 from devserver.tls import ServerTLS, TLSBackgroundServer
 from devserver.tokens import AccessTokenVerifier, TokenRegistry
@@ -174,7 +175,9 @@ class DevServer:
             exports=self.exports,
             rate_limit=self.api_rate_limit,
         )
-        return create_api_app(api, create_control_blueprint(self))
+        app = create_api_app(api, create_control_blueprint(self))
+        app.register_blueprint(rate_limit_control(self.api_rate_limit))
+        return app
 
     def stop(self) -> None:
         # Held requests would keep their worker threads (and the shutdown) waiting.

@@ -17,15 +17,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_oauthcc.auth import metrics
 from airflow_provider_oauthcc.auth.rate_limit_core import (
     BudgetPlan,
-    BudgetSettings,
     BudgetStore,
     Reservation,
     budget_key,
@@ -34,6 +33,8 @@ from airflow_provider_oauthcc.auth.rate_limit_local import LocalBudgetStore, pro
 
 if TYPE_CHECKING:
     import requests
+
+    from airflow_provider_oauthcc.auth.config import ClientConfig
 
 log = logging.getLogger("airflow_provider_oauthcc.auth.rate_limit")
 
@@ -50,11 +51,12 @@ class FailOpenBudgetStore:
         local: LocalBudgetStore | None = None,
         *,
         retry_after: float = FALLBACK_RETRY_AFTER,
+        bypass: Bypass | None = None,
     ) -> None:
         self.shared = shared
         self._local = local
         self._retry_after = retry_after
-        self._bypass_until = 0.0
+        self._bypass = bypass or Bypass()
 
     @property
     def local(self) -> LocalBudgetStore:
@@ -66,7 +68,7 @@ class FailOpenBudgetStore:
 
     @property
     def bypassed(self) -> bool:
-        return time.monotonic() < self._bypass_until
+        return time.monotonic() < self._bypass.until
 
     def reserve(self, key: str, interval: float, tolerance: float, max_wait: float) -> Reservation:
         if not self.bypassed:
@@ -115,7 +117,7 @@ class FailOpenBudgetStore:
     def failed(self, operation: str, exc: Exception) -> None:
         metrics.incr(metrics.BUDGET_STORE_ERROR)
         warn = not self.bypassed
-        self._bypass_until = time.monotonic() + self._retry_after
+        self._bypass.until = time.monotonic() + self._retry_after
         if warn:
             # The exception's type only: a Redis client's message may hold its URL.
             log.warning(
@@ -195,10 +197,10 @@ class RequestBudget:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
 
-def make_budget_plan(config: Any, api_origin: str, shown_origin: str) -> BudgetPlan | None:
+def make_budget_plan(config: ClientConfig, api_origin: str, shown_origin: str) -> BudgetPlan | None:
     """The plan of ``config``'s budget at ``api_origin`` (None: nothing to limit or learn).
     ``config`` is a ``ClientConfig``: the identity is its client at its token endpoint."""
-    settings: BudgetSettings = config.budget
+    settings = config.budget
     if not settings.active:
         return None
     identity = (config.token_url or f"issuer:{config.issuer}", config.client_id)
@@ -211,7 +213,7 @@ def make_budget_plan(config: Any, api_origin: str, shown_origin: str) -> BudgetP
 
 
 def make_request_budget(
-    config: Any,
+    config: ClientConfig,
     api_origin: str | None,
     shown_origin: str,
     *,
@@ -227,31 +229,36 @@ def make_request_budget(
         return None
     store: BudgetStore | None = None
     if config.cache_backend == "redis" and redis_client is not None:
-        store = shared_store(f"airflow-connection:{config.cache_redis_conn_id}", redis_client)
+        from airflow_provider_oauthcc.auth.rate_limit_redis import RedisBudgetStore
+
+        store = FailOpenBudgetStore(
+            RedisBudgetStore(redis_client), bypass=bypass_of(redis_name(config))
+        )
     return RequestBudget(plan, store)
 
 
-# This process's store for each Redis: one client, and one warning when it fails.
-_shared_stores: dict[str, FailOpenBudgetStore] = {}
-_shared_stores_guard = threading.Lock()
+@dataclass
+class Bypass:
+    """Until when a shared store is bypassed (``time.monotonic()``): one per Redis and process,
+    so that a Redis that fails is warned about once, not once per task or session."""
+
+    until: float = 0.0
 
 
-def shared_store(name: str, redis_client: Callable[[], Any]) -> FailOpenBudgetStore:
-    """This process's store in the Redis called ``name`` (``redis_client`` makes its client,
-    the first time it is needed)."""
-    from airflow_provider_oauthcc.auth.rate_limit_redis import RedisBudgetStore
-
-    with _shared_stores_guard:
-        store = _shared_stores.get(name)
-        if store is None:
-            store = _shared_stores[name] = FailOpenBudgetStore(RedisBudgetStore(redis_client))
-        return store
+_bypasses: dict[str, Bypass] = {}
 
 
-def _forget_stores_after_fork() -> None:
-    global _shared_stores_guard
-    _shared_stores_guard = threading.Lock()
-    _shared_stores.clear()
+def bypass_of(name: str) -> Bypass:
+    """This process's bypass state of the Redis called ``name``."""
+    return _bypasses.setdefault(name, Bypass())
 
 
-os.register_at_fork(after_in_child=_forget_stores_after_fork)
+def redis_name(config: ClientConfig) -> str:
+    return f"airflow-connection:{config.cache_redis_conn_id}"
+
+
+def _forget_bypasses_after_fork() -> None:
+    _bypasses.clear()
+
+
+os.register_at_fork(after_in_child=_forget_bypasses_after_fork)

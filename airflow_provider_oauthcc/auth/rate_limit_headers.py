@@ -46,7 +46,9 @@ def advice_from(status: int, headers: Mapping[str, str], now: float | None = Non
     retry_after = _retry_after(headers.get("Retry-After"), clock)
     remaining, reset = _remaining_and_reset(headers, clock)
     policy_interval, policy_window = _policy(headers)
-    if status == 429 or (status == 503 and retry_after is not None):
+    # A 503's Retry-After is about the server's health, not this client's quota: the task that
+    # got it waits (its retry policy), the others are not paused.
+    if status == 429:
         pause = retry_after if retry_after is not None else reset
         if pause is None or pause <= 0:
             pause = DEFAULT_429_PAUSE

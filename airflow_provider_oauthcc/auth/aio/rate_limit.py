@@ -19,7 +19,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_oauthcc.auth import metrics
-from airflow_provider_oauthcc.auth.rate_limit import FALLBACK_RETRY_AFTER, make_budget_plan
+from airflow_provider_oauthcc.auth.rate_limit import (
+    FALLBACK_RETRY_AFTER,
+    Bypass,
+    bypass_of,
+    make_budget_plan,
+    redis_name,
+)
 from airflow_provider_oauthcc.auth.rate_limit_core import BudgetPlan, Reservation
 from airflow_provider_oauthcc.auth.rate_limit_local import process_budgets
 from airflow_provider_oauthcc.auth.rate_limit_redis import (
@@ -35,6 +41,7 @@ from airflow_provider_oauthcc.auth.rate_limit_redis import (
 if TYPE_CHECKING:
     import requests
 
+    from airflow_provider_oauthcc.auth.config import ClientConfig
     from airflow_provider_oauthcc.auth.egress import EgressPolicy
 
 log = logging.getLogger("airflow_provider_oauthcc.auth.rate_limit")
@@ -217,18 +224,23 @@ def _make_twin(sync: Any) -> Any:
 class AsyncFailOpenStore:
     """The shared store while it works; this process's for a minute after it fails."""
 
-    def __init__(self, shared: AsyncRedisStore, retry_after: float = FALLBACK_RETRY_AFTER):
+    def __init__(
+        self,
+        shared: AsyncRedisStore,
+        retry_after: float = FALLBACK_RETRY_AFTER,
+        bypass: Bypass | None = None,
+    ):
         self.shared = shared
         self.local = AsyncLocalStore()
         self._retry_after = retry_after
-        self._bypass_until = 0.0
+        self._bypass = bypass or Bypass()
 
     @property
     def name(self) -> str:
         return self.shared.name
 
     def _store(self) -> AsyncRedisStore | AsyncLocalStore:
-        return self.local if time.monotonic() < self._bypass_until else self.shared
+        return self.local if time.monotonic() < self._bypass.until else self.shared
 
     async def _try(self, operation: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
         store = self._store()
@@ -270,8 +282,8 @@ class AsyncFailOpenStore:
 
     def failed(self, operation: str, exc: Exception) -> None:
         metrics.incr(metrics.BUDGET_STORE_ERROR)
-        warn = time.monotonic() >= self._bypass_until
-        self._bypass_until = time.monotonic() + self._retry_after
+        warn = time.monotonic() >= self._bypass.until
+        self._bypass.until = time.monotonic() + self._retry_after
         if warn:
             log.warning(
                 "Request budget store '%s' failed to %s (%s); limiting requests in this process "
@@ -348,7 +360,7 @@ async def budgeted_send(
 
 
 def make_async_request_budget(
-    config: Any,
+    config: ClientConfig,
     api_origin: str | None,
     shown_origin: str,
     *,
@@ -362,5 +374,7 @@ def make_async_request_budget(
         return None
     store: AsyncStore | None = None
     if config.cache_backend == "redis" and redis_client is not None:
-        store = AsyncFailOpenStore(AsyncRedisStore(redis_client))
+        store = AsyncFailOpenStore(
+            AsyncRedisStore(redis_client), bypass=bypass_of(redis_name(config))
+        )
     return AsyncRequestBudget(plan, store)
