@@ -81,6 +81,8 @@ class OAuthCCHook(HttpHook):
         self.oauth_conn_id = oauth_conn_id
         self._oauth_config: ClientConfig | None = None
         self._token_provider: TokenProvider | None = None
+        self._request_budget: RequestBudget | None = None
+        self._request_budget_made = False
 
     # The connection form for Airflow 3.1; 3.2+ reads it from provider info (conn-fields).
     @classmethod
@@ -176,14 +178,18 @@ class OAuthCCHook(HttpHook):
     def request_budget(self) -> RequestBudget | None:
         """The request budget this connection's client shares at its API (rate_limit,
         max_concurrency, and what the API's rate-limit headers say): in the token cache's Redis
-        when that is Redis, else in this process. None when it is switched off."""
-        policy = self.egress_policy()
-        return make_request_budget(
-            self.oauth_config,
-            policy.api_origin,
-            policy.api.shown if policy.api else "",
-            redis_client=self._cache_redis_client,
-        )
+        when that is Redis, else in this process. None when it is switched off. Made once per
+        hook: ``run()`` asks for a session per call, and the Redis connection is read once."""
+        if not self._request_budget_made:
+            policy = self.egress_policy()
+            self._request_budget = make_request_budget(
+                self.oauth_config,
+                policy.api_origin,
+                policy.api.shown if policy.api else "",
+                redis_client=self._cache_redis_client,
+            )
+            self._request_budget_made = True
+        return self._request_budget
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
