@@ -56,7 +56,14 @@ class FailOpenBudgetStore:
         self.shared = shared
         self._local = local
         self._retry_after = retry_after
-        self._bypass = bypass or Bypass()
+        self._own_bypass = bypass or Bypass()
+
+    @property
+    def _bypass(self) -> Bypass:
+        # Shared by every store of this process that reaches the same Redis (once its client
+        # is known): one warning per Redis, not one per session.
+        identity = getattr(self.shared, "identity", None)
+        return bypass_of(identity) if identity else self._own_bypass
 
     @property
     def local(self) -> LocalBudgetStore:
@@ -231,9 +238,7 @@ def make_request_budget(
     if config.cache_backend == "redis" and redis_client is not None:
         from airflow_provider_oauthcc.auth.rate_limit_redis import RedisBudgetStore
 
-        store = FailOpenBudgetStore(
-            RedisBudgetStore(redis_client), bypass=bypass_of(redis_name(config))
-        )
+        store = FailOpenBudgetStore(RedisBudgetStore(redis_client))
     return RequestBudget(plan, store)
 
 
@@ -251,10 +256,6 @@ _bypasses: dict[str, Bypass] = {}
 def bypass_of(name: str) -> Bypass:
     """This process's bypass state of the Redis called ``name``."""
     return _bypasses.setdefault(name, Bypass())
-
-
-def redis_name(config: ClientConfig) -> str:
-    return f"airflow-connection:{config.cache_redis_conn_id}"
 
 
 def _forget_bypasses_after_fork() -> None:

@@ -102,6 +102,14 @@ return 1
 """
 
 
+def server_identity(client: Any) -> str:
+    """The server and database a redis-py client talks to (no credential): where a bypass of a
+    failing Redis applies."""
+    settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None) or {}
+    where = settings.get("path") or f"{settings.get('host')}:{settings.get('port')}"
+    return f"redis:{where}/{settings.get('db', 0)}"
+
+
 def key_names(key: str) -> dict[str, str]:
     base = f"{KEY_PREFIX}{{{key}}}:"
     return {name: base + name for name in ("tat", "pause", "learned", "slots", "freed")}
@@ -124,6 +132,11 @@ class RedisBudgetStore:
     def __init__(self, client: Callable[[], Any]) -> None:
         self._client_function = client
         self._redis: Any = None
+
+    @property
+    def identity(self) -> str | None:
+        """Names the Redis server once the client is made (None before)."""
+        return None if self._redis is None else server_identity(self._redis)
 
     def _client(self) -> Any:
         if self._redis is None:

@@ -24,7 +24,6 @@ from airflow_provider_oauthcc.auth.rate_limit import (
     Bypass,
     bypass_of,
     make_budget_plan,
-    redis_name,
 )
 from airflow_provider_oauthcc.auth.rate_limit_core import BudgetPlan, Reservation
 from airflow_provider_oauthcc.auth.rate_limit_local import process_budgets
@@ -36,6 +35,7 @@ from airflow_provider_oauthcc.auth.rate_limit_redis import (
     RESERVE,
     key_names,
     reservation_of,
+    server_identity,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +103,11 @@ class AsyncRedisStore:
         self._client_function = client
         self._sync: Any = None
         self._async: Any = None
+
+    @property
+    def identity(self) -> str | None:
+        """Names the Redis client once it is made, as the sync store does."""
+        return None if self._sync is None else server_identity(self._sync)
 
     async def _eval(self, script: str, numkeys: int, *args: Any) -> Any:
         client = await self._client()
@@ -233,7 +238,12 @@ class AsyncFailOpenStore:
         self.shared = shared
         self.local = AsyncLocalStore()
         self._retry_after = retry_after
-        self._bypass = bypass or Bypass()
+        self._own_bypass = bypass or Bypass()
+
+    @property
+    def _bypass(self) -> Bypass:
+        identity = self.shared.identity
+        return bypass_of(identity) if identity else self._own_bypass
 
     @property
     def name(self) -> str:
@@ -374,7 +384,5 @@ def make_async_request_budget(
         return None
     store: AsyncStore | None = None
     if config.cache_backend == "redis" and redis_client is not None:
-        store = AsyncFailOpenStore(
-            AsyncRedisStore(redis_client), bypass=bypass_of(redis_name(config))
-        )
+        store = AsyncFailOpenStore(AsyncRedisStore(redis_client))
     return AsyncRequestBudget(plan, store)
