@@ -37,6 +37,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "cache_redis_conn_id": "redis_default",
         "client_assertion_file": "/var/run/secrets/azure/tokens/azure-identity-token",
         "assertion_audience": "https://login.salesforce.com",
+        "rate_limit": "10/s, 600/min or 5000/h",
     },
 }
 
@@ -239,4 +240,31 @@ CONN_FIELDS: dict[str, Any] = {
         f"uses it (host, port, password, extras db, ssl, ssl_ca_certs ...). Default: "
         f"{DEFAULT_REDIS_CONN_ID}.",
     ),
+    # The request budget this client shares at the API (docs/rate-limits.md).
+    "rate_limit": _text(
+        "Request rate limit",
+        "Requests per period this client may send the API, all tasks together: 10/s, 600/min, "
+        "5000/h. Shared through the token cache's Redis when the cache is redis, else per task "
+        "process. Empty: no fixed limit (the API's rate-limit headers are still followed).",
+    ),
+    "rate_limit_burst": {
+        "label": "Rate limit burst",
+        "description": "How many requests may go at once before the rate applies. Default: 1.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "max_concurrency": {
+        "label": "Max requests in flight",
+        "description": "The most requests of this client in flight at once, all tasks together.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
+    "rate_limit_learn": {
+        "label": "Follow the API's rate-limit headers",
+        "description": "true (default): RateLimit, X-RateLimit-* and Retry-After answers slow or "
+        "pause every task sharing the budget until their reset; a 429 pauses them all.",
+        "schema": {
+            "type": ["string", "null"],
+            "enum": ["true", "false", None],
+            "values_display": {"null": "Default (true)"},
+        },
+    },
 }

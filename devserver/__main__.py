@@ -2,7 +2,7 @@
 
     python -m devserver --state-file .demo/devserver.json [--clients-file clients.json]
                         [--auth-port N] [--api-port N] [--issuer-path /realms/demo]
-                        [--dataset-size N] [--api-workers N]
+                        [--dataset-size N] [--api-workers N] [--api-rate-limit N]
 
 Registers ``demo-client`` (secret from ``DEVSERVER_DEMO_SECRET``, else a fixed dev
 default; client_secret_basic + client_secret_post; scope ``read``), writes
@@ -45,6 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--api-workers", type=int, default=WSGI_WORKERS, help="API requests served at once"
     )
+    parser.add_argument(
+        "--api-rate-limit",
+        type=float,
+        help="requests per second the API allows each client (429 with Retry-After beyond)",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset_size=args.dataset_size,
         api_workers=args.api_workers,
     )
+    if args.api_rate_limit:
+        server.api_rate_limit.configure(per_second=args.api_rate_limit)
     server.add_client(
         DEMO_CLIENT_ID,
         secret=os.environ.get("DEVSERVER_DEMO_SECRET") or DEFAULT_DEMO_SECRET,

@@ -28,6 +28,8 @@ from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file, 
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.mtls import presented_certificate_thumbprint
+from devserver.rate_limit import ApiRateLimit
+from devserver.rate_limit import install as install_rate_limit
 from devserver.stats import Stats
 from devserver.tokens import AccessTokenVerifier, InvalidTokenError
 
@@ -145,6 +147,7 @@ def create_api_blueprint(
     faults: FaultSet,
     exports: ExportJobs | None = None,
     dpop: DPoPVerifier | None = None,
+    rate_limit: ApiRateLimit | None = None,
 ) -> Blueprint:
     jobs = exports if exports is not None else ExportJobs()
     dpop = dpop or DPoPVerifier()
@@ -165,6 +168,9 @@ def create_api_blueprint(
         except InvalidTokenError as exc:
             return _unauthorized("invalid_token", exc.description)
         return sender_constraint_refusal(dpop, scheme.lower(), token.strip(), g.claims)
+
+    if rate_limit is not None:
+        install_rate_limit(bp, rate_limit)  # after the token check: it limits per client
 
     @bp.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:

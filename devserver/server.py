@@ -19,6 +19,8 @@ from devserver.faults import FaultSet
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
 from devserver.mtls import CertificateBinding
+from devserver.rate_limit import ApiRateLimit
+from devserver.rate_limit import create_control_blueprint as rate_limit_control
 from devserver.stats import Stats
 from devserver.tls import ServerTLS, TLSBackgroundServer
 from devserver.tokens import AccessTokenVerifier, TokenRegistry
@@ -70,6 +72,8 @@ class DevServer:
         self.dataset = Dataset(dataset_size)
         self.exports = ExportJobs(export_ready_after)
         self.api_workers = api_workers
+        #: Per-client limit on the API (off until ``api_rate_limit.configure(per_second=N)``).
+        self.api_rate_limit = ApiRateLimit()
         self.signing_key = SigningKey()
         # Sender-constrained tokens: DPoP at each server, certificate binding (RFC 8705).
         self.token_dpop = DPoPVerifier()
@@ -182,8 +186,11 @@ class DevServer:
             faults=self.api_faults,
             exports=self.exports,
             dpop=self.api_dpop,
+            rate_limit=self.api_rate_limit,
         )
-        return create_api_app(api, create_control_blueprint(self))
+        app = create_api_app(api, create_control_blueprint(self))
+        app.register_blueprint(rate_limit_control(self.api_rate_limit))
+        return app
 
     def stop(self) -> None:
         # Held requests would keep their worker threads (and the shutdown) waiting.
@@ -285,5 +292,6 @@ class DevServer:
     def reset(self) -> None:
         """Zero the counters, drop captures and clear all faults."""
         self.stats.reset()
+        self.api_rate_limit.reset()
         self.api_faults.clear()
         self.token_faults.clear()

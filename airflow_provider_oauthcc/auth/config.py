@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_provider_oauthcc.auth.egress import check_url, proxy_password
 from airflow_provider_oauthcc.auth.errors import OAuthCCConfigError
+from airflow_provider_oauthcc.auth.rate_limit_core import BudgetSettings, parse_rate_limit
 
 AUTH_METHODS = (
     "client_secret_basic",
@@ -91,6 +92,11 @@ OAUTH_KEYS = frozenset(
         # Sender-constrained tokens (RFC 9449 DPoP).
         "dpop",
         "dpop_alg",
+        # The request budget (see _budget).
+        "rate_limit",
+        "rate_limit_burst",
+        "max_concurrency",
+        "rate_limit_learn",
     }
 )
 # HttpHook's session options, honoured for API requests as HttpHook honours them.
@@ -168,6 +174,7 @@ class ClientConfig:
     dpop_alg: str = "ES256"
     inline_cert_key: str | None = field(default=None, repr=False)
     """A TLS client key given inline as PEM (a secret: masked, and never in a message)."""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     @property
     def api_client_cert(self) -> str | tuple[str, str] | None:
@@ -286,6 +293,7 @@ class ClientConfig:
             ),
             inline_cert_key=inline_key,
             **_sender_constraint(extras),
+            budget=_budget(extras),
         )
 
     @property
@@ -634,6 +642,38 @@ def _positive_number(extras: Mapping[str, Any], key: str, default: float) -> flo
     if isinstance(value, bool) or not number > 0 or number == float("inf"):
         raise OAuthCCConfigError(key, "must be a positive number of seconds")
     return number
+
+
+# -- the request budget: rate_limit, rate_limit_burst, max_concurrency, rate_limit_learn ------
+
+
+def _budget(extras: Mapping[str, Any]) -> BudgetSettings:
+    burst = _positive_int(extras, "rate_limit_burst")
+    text = extras.get("rate_limit")
+    if text is not None and not isinstance(text, str):
+        raise OAuthCCConfigError("rate_limit", "must be a string such as 10/s or 600/min")
+    if burst is not None and text is None:
+        raise OAuthCCConfigError("rate_limit_burst", "needs rate_limit (e.g. 10/s)")
+    try:
+        rate_limit = parse_rate_limit(text, burst) if text else None
+    except ValueError as exc:
+        raise OAuthCCConfigError("rate_limit", str(exc)) from None
+    return BudgetSettings(
+        rate_limit=rate_limit,
+        max_concurrency=_positive_int(extras, "max_concurrency"),
+        learn=_bool(extras, "rate_limit_learn", True),
+    )
+
+
+def _positive_int(extras: Mapping[str, Any], key: str) -> int | None:
+    value = extras.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OAuthCCConfigError(key, "must be a whole number of at least 1")
+    return value
 
 
 def _absolute_path(extras: Mapping[str, Any], key: str) -> str | None:

@@ -3,7 +3,8 @@
 ``Session.send`` is the one door of requests: direct requests, every redirect hop and every
 401 replay go through it. Here each URL is judged (:mod:`.egress`) before it is sent, a loopback
 address is reached without a proxy, and a redirect to another origin stops before anything of
-the request (headers, body, client certificate) is sent there.
+the request (headers, body, client certificate) is sent there. Requests to the API's origin
+wait for its request budget (:mod:`.rate_limit`), and their answers teach it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import requests
 
 from airflow_provider_oauthcc.auth.egress import EgressPolicy, Target
 from airflow_provider_oauthcc.auth.errors import OriginNotAllowedError
+from airflow_provider_oauthcc.auth.rate_limit import RequestBudget
 
 
 class AllowedOriginRedirect(OriginNotAllowedError):
@@ -36,9 +38,11 @@ class GatedSession(requests.Session):
     Only a ``verify`` given for one request wins over the session's.
     """
 
-    def __init__(self, egress: EgressPolicy) -> None:
+    def __init__(self, egress: EgressPolicy, budget: RequestBudget | None = None) -> None:
         super().__init__()
         self.egress = egress
+        # The request budget of the API's origin (requests elsewhere do not count against it).
+        self.budget = budget
         # Redirect hops requests has built, with the URL that redirected to each.
         self._hops: weakref.WeakKeyDictionary[requests.PreparedRequest, str] = (
             weakref.WeakKeyDictionary()
@@ -51,6 +55,8 @@ class GatedSession(requests.Session):
         if where.goes_direct(allow_insecure_http=self.egress.allow_insecure_http):
             # Allowed in clear because it never leaves the machine: not through a proxy either.
             kwargs["proxies"] = {}
+        if self.budget is not None and where.origin == self.egress.api_origin:
+            return self.budget.send(lambda: super(GatedSession, self).send(request, **kwargs))
         return super().send(request, **kwargs)
 
     def rebuild_auth(

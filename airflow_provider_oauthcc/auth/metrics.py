@@ -1,4 +1,4 @@
-"""Token metrics, sent to whatever recorder the Airflow adapter installs (none by default).
+"""Token and request-budget metrics, sent to whatever recorder the Airflow adapter installs (none by default).
 
 The core does not import Airflow: the hook installs Airflow's ``Stats`` here, as it installs
 ``mask_secret`` in :mod:`masking`.
@@ -15,6 +15,9 @@ FETCH_LATENCY = "oauthcc.token.fetch_latency"
 CACHE_HIT = "oauthcc.token.cache_hit"
 CACHE_MISS = "oauthcc.token.cache_miss"
 CACHE_ERROR = "oauthcc.token.cache_error"
+BUDGET_WAIT = "oauthcc.budget.wait"
+BUDGET_PAUSE = "oauthcc.budget.pause"
+BUDGET_STORE_ERROR = "oauthcc.budget.store_error"
 
 log = logging.getLogger(__name__)
 

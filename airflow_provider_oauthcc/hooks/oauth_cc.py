@@ -17,6 +17,7 @@ from airflow_provider_oauthcc.auth.egress import EgressPolicy, shown
 from airflow_provider_oauthcc.auth.errors import ApiError, ApiUnauthorizedError, OAuthCCError
 from airflow_provider_oauthcc.auth.gated_session import GatedSession
 from airflow_provider_oauthcc.auth.provider import TokenProvider
+from airflow_provider_oauthcc.auth.rate_limit import RequestBudget, make_request_budget
 from airflow_provider_oauthcc.auth.redact import scrub
 from airflow_provider_oauthcc.auth.request_options import RequestOptions
 from airflow_provider_oauthcc.auth.requests_auth import BearerAuth
@@ -99,6 +100,8 @@ class OAuthCCHook(HttpHook):
         self.token_params = TokenParams.of(scope, audience, resource)
         self._oauth_config: ClientConfig | None = None
         self._token_provider: TokenProvider | None = None
+        self._request_budget: RequestBudget | None = None
+        self._request_budget_made = False
 
     # The connection form for Airflow 3.1; 3.2+ reads it from provider info (conn-fields).
     @classmethod
@@ -192,6 +195,22 @@ class OAuthCCHook(HttpHook):
             allow_insecure_http=config.allow_insecure_http,
         )
 
+    def request_budget(self) -> RequestBudget | None:
+        """The request budget this connection's client shares at its API (rate_limit,
+        max_concurrency, and what the API's rate-limit headers say): in the token cache's Redis
+        when that is Redis, else in this process. None when it is switched off. Made once per
+        hook: ``run()`` asks for a session per call, and the Redis connection is read once."""
+        if not self._request_budget_made:
+            policy = self.egress_policy()
+            self._request_budget = make_request_budget(
+                self.oauth_config,
+                policy.api_origin,
+                policy.api.shown if policy.api else "",
+                redis_client=self._cache_redis_client,
+            )
+            self._request_budget_made = True
+        return self._request_budget
+
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
@@ -200,7 +219,7 @@ class OAuthCCHook(HttpHook):
         config = self.oauth_config
         options = RequestOptions.parse(config, extra_options)
         self.merged_extra = options.as_extra()
-        gated = GatedSession(self.egress_policy())
+        gated = GatedSession(self.egress_policy(), self.request_budget())
         gated.auth = BearerAuth(self.token_provider, gated.egress)
         session: requests.Session = gated
         session.verify = options.verify

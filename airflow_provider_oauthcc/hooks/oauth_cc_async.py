@@ -25,6 +25,10 @@ from airflow_provider_oauthcc.auth.aio.api import (
     TransportOptions,
 )
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.aio.rate_limit import (
+    AsyncRequestBudget,
+    make_async_request_budget,
+)
 from airflow_provider_oauthcc.auth.cache import TokenCache
 from airflow_provider_oauthcc.auth.config import ClientConfig
 from airflow_provider_oauthcc.auth.errors import ApiConnectionError
@@ -86,12 +90,14 @@ class OAuthCCAsyncHook(BaseHook):
             resource=resource,
         )
         self._provider: AsyncTokenProvider | None = None
+        self._budget: AsyncRequestBudget | None = None
 
     async def token_provider(self) -> AsyncTokenProvider:
         if self._provider is None:
             connection = await self._connection(self.oauth_conn_id)
             config = self._sync.use_connection(connection)
             cache = await self._token_cache(config)
+            self._budget = await self._request_budget(config)
             self._provider = AsyncTokenProvider(config, cache=cache)
         return self._provider
 
@@ -100,6 +106,21 @@ class OAuthCCAsyncHook(BaseHook):
         from airflow_provider_oauthcc.airflow_compat import get_async_connection
 
         return await get_async_connection(conn_id, self)
+
+    async def _request_budget(self, config: ClientConfig) -> AsyncRequestBudget | None:
+        """The connection's request budget, shared with the workers' hooks through the token
+        cache's Redis when that is Redis (this process's otherwise, or if it cannot be read)."""
+        redis: Callable[[], Any] | None = None
+        if config.cache_backend == "redis":
+            try:
+                connection = await self._connection(config.cache_redis_conn_id)
+            except Exception:
+                redis = None  # the cache warns about it; the budget is this process's
+            else:
+                redis = functools.partial(redis_client, connection)
+        policy = self._sync.egress_policy()
+        shown = policy.api.shown if policy.api else ""
+        return make_async_request_budget(config, policy.api_origin, shown, redis_client=redis)
 
     async def _token_cache(self, config: ClientConfig) -> TokenCache:
         if config.cache_backend == "memory":
@@ -167,6 +188,7 @@ class OAuthCCAsyncHook(BaseHook):
                 max_body=max_body,
             ),
             default_headers=config.api_headers,
+            budget=self._budget,
         )
 
     def secrets(self) -> tuple[str, ...]:

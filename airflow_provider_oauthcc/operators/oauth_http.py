@@ -347,6 +347,7 @@ class OAuthHttpOperator(HttpOperator):
         """The call or pull; with ``first_answer``, page 1 is that answer (from the triggerer)."""
         hook = self.hook
         session = hook.get_conn(extra_options=self.extra_options)
+        _bound_budget_waits(session, self.execution_timeout, context)
         try:
             fetcher = self._running_fetcher = self._fetcher(hook, session, first_answer)
             first = self._first_request(hook)
@@ -592,3 +593,17 @@ def _attempt_owner(context: Context) -> str | None:
         return None
     identity = f"{ti.dag_id}\0{ti.task_id}\0{ti.run_id}\0{getattr(ti, 'map_index', -1)}"
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def _bound_budget_waits(session: Any, execution_timeout: timedelta | None, context: Any) -> None:
+    """A request that would wait for the request budget past the task's execution_timeout
+    fails at once, saying so, rather than being killed in its sleep."""
+    budget = getattr(session, "budget", None)
+    start = getattr(context.get("ti"), "start_date", None)
+    if budget is None or execution_timeout is None or start is None:
+        return
+    import time
+    from datetime import UTC, datetime
+
+    elapsed = (datetime.now(UTC) - start).total_seconds()
+    budget.deadline = time.monotonic() + execution_timeout.total_seconds() - elapsed

@@ -187,11 +187,13 @@ def test_tls_connection_without_the_right_ca_fails_open(
         assert hook.run("/v1/whoami").status_code == 200
 
     assert server.stats.token_requests == 1  # the process cache still serves this process
-    warnings = our_warnings(caplog)
-    assert len(warnings) == 1, warnings
-    assert "Token cache 'redis'" in warnings[0]
+    # One from the token cache; the request budget's store says it limits in-process.
+    everything = our_warnings(caplog)
+    warnings = [w for w in everything if "Token cache 'redis'" in w]
+    assert len(warnings) == 1, everything
+    assert len(everything) <= 2, everything
     assert "certificate verify failed" in warnings[0] or "SSL" in warnings[0]
-    assert SECRET not in warnings[0] and REDIS_PASSWORD not in warnings[0]
+    assert not [w for w in everything if SECRET in w or REDIS_PASSWORD in w]
     assert cached_entries(tls_redis) == 0
 
 
@@ -216,10 +218,12 @@ def test_wrong_redis_password_fails_open_without_showing_it(
     ):
         assert OAuthCCHook(oauth_conn_id="crm_badpw").run("/v1/whoami").status_code == 200
 
-    warnings = our_warnings(caplog)
-    assert len(warnings) == 1, warnings
-    assert "Token cache 'redis'" in warnings[0]
-    assert wrong not in warnings[0] and SECRET not in warnings[0]
+    # One from the token cache; the request budget's store says it limits in-process.
+    everything = our_warnings(caplog)
+    warnings = [w for w in everything if "Token cache 'redis'" in w]
+    assert len(warnings) == 1, everything
+    assert len(everything) <= 2, everything
+    assert not [w for w in everything if wrong in w or SECRET in w]
     assert cached_entries(password_redis) == 0
 
 

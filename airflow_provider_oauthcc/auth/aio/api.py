@@ -12,6 +12,7 @@ response checks, filters and paginators written for the sync path work unchanged
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from requests.utils import get_encoding_from_headers
 
 from airflow_provider_oauthcc.auth import dpop, egress
 from airflow_provider_oauthcc.auth.aio.provider import AsyncTokenProvider
+from airflow_provider_oauthcc.auth.aio.rate_limit import AsyncRequestBudget, budgeted_send
 from airflow_provider_oauthcc.auth.aio.transport import (
     async_ssl_context,
     client_timeout,
@@ -86,8 +88,11 @@ class AsyncBearerClient:
         *,
         options: TransportOptions | None = None,
         default_headers: Mapping[str, str] | None = None,
+        budget: AsyncRequestBudget | None = None,
     ) -> None:
         self.provider = provider
+        # The request budget of the API's origin (see auth/aio/rate_limit.py).
+        self.budget = budget
         self.options = options or TransportOptions()
         self.default_headers = dict(default_headers or {})
         self.egress = (
@@ -136,7 +141,12 @@ class AsyncBearerClient:
         history: list[requests.Response] = []
         while True:
             token = await self.provider.get_token() if self._carries_token(request.url) else None
-            response = await self._send_once(session, request, token)
+            response = await budgeted_send(
+                self.budget,
+                self.egress,
+                request.url,
+                functools.partial(self._send_once, session, request, token),
+            )
             location = response.headers.get("Location")
             if not (self.options.allow_redirects and response.is_redirect and location):
                 response.history = history
