@@ -15,6 +15,7 @@ from devserver.control import create_control_blueprint
 from devserver.dataset import DEFAULT_SIZE, Dataset
 from devserver.exports import DEFAULT_READY_AFTER, ExportJobs
 from devserver.faults import FaultSet
+from devserver.feed import ChangeFeed, add_feed_control, add_feed_routes
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
 from devserver.stats import Stats
@@ -67,6 +68,7 @@ class DevServer:
         self.tokens = TokenRegistry()
         self.dataset = Dataset(dataset_size)
         self.exports = ExportJobs(export_ready_after)
+        self.feed = ChangeFeed()
         self.api_workers = api_workers
         self.signing_key = SigningKey()
         self._auth: BackgroundServer | TLSBackgroundServer | None = None
@@ -170,7 +172,10 @@ class DevServer:
             faults=self.api_faults,
             exports=self.exports,
         )
-        return create_api_app(api, create_control_blueprint(self))
+        add_feed_routes(api, self.feed)
+        control = create_control_blueprint(self)
+        add_feed_control(control, self.feed)
+        return create_api_app(api, control)
 
     def stop(self) -> None:
         # Held requests would keep their worker threads (and the shutdown) waiting.
