@@ -15,6 +15,7 @@ from airflow.providers.http.operators.http import HttpOperator
 
 from airflow_provider_oauthcc.airflow_compat import conf
 from airflow_provider_oauthcc.pull.pagination import (
+    CursorPaginator,
     FunctionPaginator,
     Page,
     PageRequest,
@@ -98,6 +99,12 @@ class OAuthHttpOperator(HttpOperator):
         its redirects are not followed.
     :param progress_interval: seconds between the progress lines in the task log (page 1,
         then at most one line per interval, then a summary); 0 logs every page.
+    :param start_cursor: an incremental pull over a cursor (``paginate`` a
+        ``CursorPaginator``): ``"asset_events"`` starts at the cursor the triggering asset
+        events announce (an ``OAuthHttpEventTrigger`` watcher's), ``"high_water_mark"`` where
+        this task's last pull stopped (its outlet asset, listed in ``inlets`` too). The cursor
+        the last page gave is returned as ``high_water_mark`` in the summary and put on the
+        outlet asset events. See :mod:`airflow_provider_oauthcc.pull.incremental`.
     :param deferrable: send the first request from the triggerer (see above). Defaults to
         ``[operators] default_deferrable``. The deferral times out after ``execution_timeout``
         or, without one, after the trigger's worst case (every attempt timing out, every wait)
@@ -123,6 +130,7 @@ class OAuthHttpOperator(HttpOperator):
         retry_max_wait: float = 60.0,
         allowed_origins: Sequence[str] | None = None,
         progress_interval: float = 5.0,
+        start_cursor: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -150,6 +158,20 @@ class OAuthHttpOperator(HttpOperator):
             raise ValueError("progress_interval must be >= 0")
         if fail_on_empty and paginate is None and output_path is None:
             raise ValueError("fail_on_empty counts records: give paginate or output_path too")
+        if start_cursor is not None:
+            from airflow_provider_oauthcc.pull.incremental import START_CURSOR_SOURCES
+            from airflow_provider_oauthcc.pull.pagination import CursorPaginator
+
+            if start_cursor not in START_CURSOR_SOURCES:
+                raise ValueError(
+                    f"start_cursor must be one of {', '.join(START_CURSOR_SOURCES)}, "
+                    f"got {start_cursor!r}"
+                )
+            if not isinstance(paginate, CursorPaginator):
+                raise ValueError(
+                    "start_cursor needs paginate=CursorPaginator(...): it says which request "
+                    "parameter carries the cursor and where the next one is"
+                )
         self.oauth_conn_id = oauth_conn_id
         self.paginate = paginate
         self.records_path = records_path
@@ -160,6 +182,9 @@ class OAuthHttpOperator(HttpOperator):
         self.retry_max_wait = retry_max_wait
         self.allowed_origins = list(parse_allowed_origins(allowed_origins))
         self.progress_interval = progress_interval
+        self.start_cursor = start_cursor
+        self._cursor_start: str | None = None
+        self._high_water_mark: str | None = None
         # What a run has open, for on_kill (another thread, or a signal handler) to stop.
         self._running_fetcher: PageFetcher | None = None
         self._running_writer: JsonLinesWriter | None = None
@@ -180,6 +205,7 @@ class OAuthHttpOperator(HttpOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        self._find_cursor_start(context)
         if self.deferrable:
             self._defer_first_request()
         return self._run(context)
@@ -193,7 +219,24 @@ class OAuthHttpOperator(HttpOperator):
         """Resume with the answer the triggerer got to the first request (or its error)."""
         from airflow_provider_oauthcc.pull.deferred import first_page_answer
 
+        self._find_cursor_start(context)
         return self._run(context, first_page_answer(event, self.log))
+
+    def _find_cursor_start(self, context: Context) -> None:
+        """Where an incremental pull starts (start_cursor), read before the first request."""
+        if self.start_cursor is None:
+            return
+        from airflow_provider_oauthcc.airflow_compat import Asset
+        from airflow_provider_oauthcc.pull.incremental import start_cursor
+
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        self._cursor_start = start_cursor(context, self.start_cursor, assets)
+        self._high_water_mark = self._cursor_start
+        self.log.info(
+            "Incremental pull from cursor %s (%s)",
+            "the beginning" if self._cursor_start is None else repr(self._cursor_start),
+            self.start_cursor,
+        )
 
     def _defer_first_request(self) -> None:
         from airflow_provider_oauthcc.pull.deferred import first_page_trigger
@@ -275,9 +318,14 @@ class OAuthHttpOperator(HttpOperator):
             )
 
     def _first_request(self, hook: OAuthCCHook) -> PageRequest:
+        data = self.data or None
+        if self._cursor_start is not None and isinstance(self.paginate, CursorPaginator):
+            if isinstance(data, str):
+                raise ValueError("start_cursor needs data as a dict of query parameters")
+            data = {**(data or {}), self.paginate.cursor_param: self._cursor_start}
         return PageRequest(
             url=hook.url_from_endpoint(self.endpoint),
-            data=self.data or None,
+            data=data,
             headers=dict(self.headers or {}),
             data_in_query=self.method.upper() in ("GET", "HEAD"),
         )
@@ -360,6 +408,10 @@ class OAuthHttpOperator(HttpOperator):
             progress.page(len(page.records))
         self._log_done(progress, pull, fetcher, "into XCom")
         self._fail_if_empty(len(records))
+        if self.start_cursor is not None:
+            self._annotate_asset_events(
+                context, {"records": len(records), **self._incremental_summary()}
+            )
         return records
 
     def _pull_to_output(
@@ -388,6 +440,7 @@ class OAuthHttpOperator(HttpOperator):
             "duration_s": round(progress.elapsed, 3),
             "truncated": pull.truncated,
             "retries": fetcher.retries,
+            **self._incremental_summary(),
         }
         self._log_done(progress, pull, fetcher, f"to {target}", writer.bytes)
         self._fail_if_empty(writer.records)
@@ -475,6 +528,7 @@ class OAuthHttpOperator(HttpOperator):
 
         def records_of(page: Page) -> list[Any]:
             response = page.response
+            self._note_high_water_mark(page)
             if self.log_response:
                 self.log.info("Page %d: %s", page.number, response.text)
             if self.response_check:
@@ -493,6 +547,19 @@ class OAuthHttpOperator(HttpOperator):
             return select_records(page.body, self.records_path)
 
         return records_of
+
+    def _note_high_water_mark(self, page: Page) -> None:
+        """The cursor a page gives is where the next incremental pull starts."""
+        if self.start_cursor is None or not isinstance(self.paginate, CursorPaginator):
+            return
+        from airflow_provider_oauthcc.pull.pagination import json_get
+
+        cursor = json_get(page.body, self.paginate.cursor_path)
+        if cursor not in (None, ""):
+            self._high_water_mark = str(cursor)
+
+    def _incremental_summary(self) -> dict[str, Any]:
+        return {} if self.start_cursor is None else {"high_water_mark": self._high_water_mark}
 
     def _log_done(
         self,
