@@ -46,6 +46,7 @@ VERSIONED = {
     "test_deferrable_trigger.py",
     "test_egress_gate.py",
     "test_error_family.py",
+    "test_incremental_pull.py",
     "test_event_driven_pull.py",  # marker "load": newest only
     "test_event_trigger.py",
     "test_operator.py",
