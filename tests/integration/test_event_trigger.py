@@ -301,3 +301,25 @@ def test_bad_settings_are_refused_before_anything_runs() -> None:
         event_trigger.OAuthHttpEventTrigger("c", "/v1/changes", cursor_param="since")
     with pytest.raises(ValueError, match="poll_interval"):
         event_trigger.OAuthHttpEventTrigger("c", "/x", poll_interval=0)
+
+
+def test_an_expiring_token_is_renewed_and_the_watch_goes_on(server: DevServer) -> None:
+    server.add_client("short", secret=SECRET, scope="read", token_lifetime=2)
+    value = conn_json(server.api_url, "short", SECRET, auth_url=server.token_url)
+
+    async def main() -> list[dict[str, Any]]:
+        watch = Watch(watcher("feed_short"))
+        payloads = []
+        for _ in range(3):
+            append(server, 1)
+            payloads.append(await watch.next())
+            await asyncio.sleep(1.5)  # the token runs out while the watcher polls on
+        await watch.stop()
+        return payloads
+
+    with airflow_conn("feed_short", value):
+        payloads = run_bounded(main, timeout=40)
+    assert [p["cursor"] for p in payloads] == ["1", "2", "3"]
+    assert server.stats.token_requests >= 2
+    rejected = [c for c in server.stats.api_captures if c.status == 401]
+    assert not rejected, "renewed before it expired, not after a refusal"
