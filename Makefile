@@ -1,10 +1,14 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
 SHELL := /bin/bash
 
-.PHONY: demo test lint mutants env airflow airflow-celery bench clean
+.PHONY: demo demo-events test lint mutants env airflow airflow-celery bench clean
 
 demo:
 	@scripts/demo.sh
+
+# The event-driven example (an AssetWatcher on the API's change feed) in a real deployment.
+demo-events:
+	@scripts/demo-events.sh
 
 test:
 	@scripts/test.sh

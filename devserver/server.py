@@ -16,6 +16,7 @@ from devserver.dataset import DEFAULT_SIZE, Dataset
 from devserver.dpop import DPoPVerifier
 from devserver.exports import DEFAULT_READY_AFTER, ExportJobs
 from devserver.faults import FaultSet
+from devserver.feed import ChangeFeed, add_feed_control, add_feed_routes
 from devserver.httpd import WSGI_WORKERS, BackgroundServer
 from devserver.keys import SigningKey
 from devserver.mtls import CertificateBinding
@@ -71,6 +72,7 @@ class DevServer:
         self.tokens = TokenRegistry()
         self.dataset = Dataset(dataset_size)
         self.exports = ExportJobs(export_ready_after)
+        self.feed = ChangeFeed()
         self.api_workers = api_workers
         #: Per-client limit on the API (off until ``api_rate_limit.configure(per_second=N)``).
         self.api_rate_limit = ApiRateLimit()
@@ -188,7 +190,10 @@ class DevServer:
             dpop=self.api_dpop,
             rate_limit=self.api_rate_limit,
         )
-        app = create_api_app(api, create_control_blueprint(self))
+        add_feed_routes(api, self.feed)
+        control = create_control_blueprint(self)
+        add_feed_control(control, self.feed)
+        app = create_api_app(api, control)
         app.register_blueprint(rate_limit_control(self.api_rate_limit))
         return app
 

@@ -28,6 +28,7 @@ VERSIONED = {
     "test_airflow_version_guard.py",
     "test_defer_timeouts.py",
     "test_dependency_floors.py",
+    "test_event_trigger_airflow2.py",
     "test_leak_scan_shapes.py",
     "test_legacy_connection_form.py",
     "test_masking.py",
@@ -47,6 +48,9 @@ VERSIONED = {
     "test_egress_gate.py",
     "test_error_family.py",
     "test_hook_pull_api.py",  # output (ObjectStoragePath) and the async hook's connection
+    "test_incremental_pull.py",
+    "test_event_driven_pull.py",  # marker "load": newest only
+    "test_event_trigger.py",
     "test_operator.py",
     "test_operator_first_use.py",
     "test_operator_import.py",

@@ -15,6 +15,7 @@ from airflow.providers.http.operators.http import HttpOperator
 
 from airflow_provider_oauthcc.airflow_compat import conf
 from airflow_provider_oauthcc.pull.pagination import (
+    CursorPaginator,
     FunctionPaginator,
     Page,
     PageRequest,
@@ -115,6 +116,12 @@ class OAuthHttpOperator(HttpOperator):
     :param decompress: for a streamed answer: None (default) decodes a ``Content-Encoding``
         as HTTP does and keeps a gzip file as it is; True gunzips a gzip file too; False keeps
         the bytes as they came over the wire.
+    :param start_cursor: an incremental pull over a cursor (``paginate`` a
+        ``CursorPaginator``): ``"asset_events"`` starts at the cursor the triggering asset
+        events announce (an ``OAuthHttpEventTrigger`` watcher's), ``"high_water_mark"`` where
+        this task's last pull stopped (its outlet asset, listed in ``inlets`` too). The cursor
+        the last page gave is returned as ``high_water_mark`` in the summary and put on the
+        outlet asset events. See :mod:`airflow_provider_oauthcc.pull.incremental`.
     :param deferrable: send the first request from the triggerer (see above). Defaults to
         ``[operators] default_deferrable``. The deferral times out after ``execution_timeout``
         or, without one, after the trigger's worst case (every attempt timing out, every wait)
@@ -142,6 +149,7 @@ class OAuthHttpOperator(HttpOperator):
         progress_interval: float = 5.0,
         response_format: str = "json",
         decompress: bool | None = None,
+        start_cursor: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         scope: str | Sequence[str] | None = None,
         audience: str | None = None,
@@ -176,6 +184,20 @@ class OAuthHttpOperator(HttpOperator):
         self._streamed = self._check_streamed(response_format, decompress, output_path, paginate)
         self.response_format = response_format
         self.decompress = decompress
+        if start_cursor is not None:
+            from airflow_provider_oauthcc.pull.incremental import START_CURSOR_SOURCES
+            from airflow_provider_oauthcc.pull.pagination import CursorPaginator
+
+            if start_cursor not in START_CURSOR_SOURCES:
+                raise ValueError(
+                    f"start_cursor must be one of {', '.join(START_CURSOR_SOURCES)}, "
+                    f"got {start_cursor!r}"
+                )
+            if not isinstance(paginate, CursorPaginator):
+                raise ValueError(
+                    "start_cursor needs paginate=CursorPaginator(...): it says which request "
+                    "parameter carries the cursor and where the next one is"
+                )
         self.oauth_conn_id = oauth_conn_id
         self.paginate = paginate
         self.records_path = records_path
@@ -187,6 +209,9 @@ class OAuthHttpOperator(HttpOperator):
         self.allowed_origins = list(parse_allowed_origins(allowed_origins))
         self.progress_interval = progress_interval
         self.token_params = TokenParams.of(scope, audience, resource)
+        self.start_cursor = start_cursor
+        self._cursor_start: str | None = None
+        self._high_water_mark: str | None = None
         # What a run has open, for on_kill (another thread, or a signal handler) to stop.
         self._running_fetcher: PageFetcher | None = None
         self._running_writer: JsonLinesWriter | None = None
@@ -238,6 +263,7 @@ class OAuthHttpOperator(HttpOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        self._find_cursor_start(context)
         if self.deferrable and self._streamed is not None:
             self.log.info("A streamed answer is downloaded by the worker, not the triggerer")
         elif self.deferrable:
@@ -253,7 +279,24 @@ class OAuthHttpOperator(HttpOperator):
         """Resume with the answer the triggerer got to the first request (or its error)."""
         from airflow_provider_oauthcc.pull.deferred import first_page_answer
 
+        self._find_cursor_start(context)
         return self._run(context, first_page_answer(event, self.log))
+
+    def _find_cursor_start(self, context: Context) -> None:
+        """Where an incremental pull starts (start_cursor), read before the first request."""
+        if self.start_cursor is None:
+            return
+        from airflow_provider_oauthcc.airflow_compat import Asset
+        from airflow_provider_oauthcc.pull.incremental import start_cursor
+
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        self._cursor_start = start_cursor(context, self.start_cursor, assets)
+        self._high_water_mark = self._cursor_start
+        self.log.info(
+            "Incremental pull from cursor %s (%s)",
+            "the beginning" if self._cursor_start is None else repr(self._cursor_start),
+            self.start_cursor,
+        )
 
     def _defer_first_request(self) -> None:
         from airflow_provider_oauthcc.pull.deferred import first_page_trigger
@@ -336,9 +379,14 @@ class OAuthHttpOperator(HttpOperator):
             )
 
     def _first_request(self, hook: OAuthCCHook) -> PageRequest:
+        data = self.data or None
+        if self._cursor_start is not None and isinstance(self.paginate, CursorPaginator):
+            if isinstance(data, str):
+                raise ValueError("start_cursor needs data as a dict of query parameters")
+            data = {**(data or {}), self.paginate.cursor_param: self._cursor_start}
         return PageRequest(
             url=hook.url_from_endpoint(self.endpoint),
-            data=self.data or None,
+            data=data,
             headers=dict(self.headers or {}),
             data_in_query=self.method.upper() in ("GET", "HEAD"),
         )
@@ -417,6 +465,10 @@ class OAuthHttpOperator(HttpOperator):
         pull = self._pull(hook, fetcher, first, context, where="into XCom")
         records = list(pull.records())
         self._fail_if_empty(len(records))
+        if self.start_cursor is not None:
+            self._annotate_asset_events(
+                context, {"records": len(records), **self._incremental_summary()}
+            )
         return records
 
     def _pull_to_output(
@@ -432,6 +484,7 @@ class OAuthHttpOperator(HttpOperator):
             summary = write_json_lines(self._pull(hook, fetcher, first, context), writer)
         finally:
             self._running_writer = None
+        summary.update(self._incremental_summary())
         self._fail_if_empty(writer.records)
         self._annotate_asset_events(context, summary)
         return summary
@@ -550,6 +603,7 @@ class OAuthHttpOperator(HttpOperator):
 
         def records_of(page: Page) -> list[Any]:
             response = page.response
+            self._note_high_water_mark(page)
             if self.log_response:
                 self.log.info("Page %d: %s", page.number, response.text)
             if self.response_check:
@@ -559,6 +613,19 @@ class OAuthHttpOperator(HttpOperator):
             return records(page)
 
         return records_of
+
+    def _note_high_water_mark(self, page: Page) -> None:
+        """The cursor a page gives is where the next incremental pull starts."""
+        if self.start_cursor is None or not isinstance(self.paginate, CursorPaginator):
+            return
+        from airflow_provider_oauthcc.pull.pagination import json_get
+
+        cursor = json_get(page.body, self.paginate.cursor_path)
+        if cursor not in (None, ""):
+            self._high_water_mark = str(cursor)
+
+    def _incremental_summary(self) -> dict[str, Any]:
+        return {} if self.start_cursor is None else {"high_water_mark": self._high_water_mark}
 
     def _annotate_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
         """Put the summary on the events of this task's Asset outlets, for downstream DAGs."""

@@ -127,13 +127,26 @@ class NextUrlPaginator(Paginator):
 
 
 class CursorPaginator(Paginator):
-    """Sends the cursor found in the JSON body back as a request parameter."""
+    """Sends the cursor found in the JSON body back as a request parameter.
 
-    def __init__(self, cursor_path: str = "next_cursor", cursor_param: str = "cursor") -> None:
+    The last page is the one without a cursor or, with ``has_more_path``, the one whose flag
+    there is false (change feeds give the cursor of their end on every page, for the next
+    pull to start from).
+    """
+
+    def __init__(
+        self,
+        cursor_path: str = "next_cursor",
+        cursor_param: str = "cursor",
+        has_more_path: str | None = None,
+    ) -> None:
         self.cursor_path = cursor_path
         self.cursor_param = cursor_param
+        self.has_more_path = has_more_path
 
     def next_request(self, page: Page) -> PageRequest | None:
+        if self.has_more_path is not None and not json_get(page.body, self.has_more_path):
+            return None
         cursor = json_get(page.body, self.cursor_path)
         if cursor is None or cursor == "" or cursor is False:
             return None

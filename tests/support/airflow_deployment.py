@@ -69,8 +69,18 @@ class AirflowDeployment:
         self._wait_until_healthy(time.monotonic() + START_TIMEOUT)
         return self
 
-    def _spawn(self, command: str, *args: str) -> None:
-        with (self.home / f"{command}.log").open("wb") as log:
+    def kill(self, command: str) -> None:
+        """SIGKILL one process group (a crash, an OOM kill): it cleans nothing up."""
+        process = self._processes.pop(command)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def restart(self, command: str, *args: str) -> None:
+        """Start ``command`` again (after ``kill``), its log appended to the first one's."""
+        self._spawn(command, *args, append=True)
+
+    def _spawn(self, command: str, *args: str, append: bool = False) -> None:
+        with (self.home / f"{command}.log").open("ab" if append else "wb") as log:
             self._processes[command] = subprocess.Popen(
                 [AIRFLOW, command, *args],
                 env=self.env,

@@ -70,6 +70,17 @@ def test_cursor_missing_or_empty_ends_the_pull(cursor: Any) -> None:
     assert CursorPaginator().next_request(page) is None
 
 
+def test_a_change_feed_ends_where_has_more_is_false_though_it_gives_a_cursor() -> None:
+    paginator = CursorPaginator("next_cursor", "since", has_more_path="has_more")
+    request = PageRequest(API, data={"since": "3"})
+    last = page_of(request, {"records": [1], "next_cursor": "4", "has_more": False}, [1])
+    assert paginator.next_request(last) is None
+    more = paginator.next_request(
+        page_of(request, {"records": [1], "next_cursor": "4", "has_more": True}, [1])
+    )
+    assert more is not None and more.data == {"since": "4"}
+
+
 def test_cursor_is_sent_back_beside_the_other_parameters() -> None:
     request = PageRequest(API, data={"updated_since": "2024-01-01", "cursor": "old"})
     following = CursorPaginator("paging.after", "after").next_request(
@@ -197,4 +208,6 @@ def test_select_records_error_shows_keys_never_values() -> None:
 
 
 def test_paginators_have_a_readable_repr() -> None:
-    assert repr(CursorPaginator("c", "p")) == "CursorPaginator(cursor_path='c', cursor_param='p')"
+    assert repr(CursorPaginator("c", "p")) == (
+        "CursorPaginator(cursor_path='c', cursor_param='p', has_more_path=None)"
+    )
