@@ -99,6 +99,8 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
         query and cursor settings (two watchers of the same feed share it).
     :param persist_delay: seconds between handing an event to the triggerer and storing the
         new cursor.
+    :param scope: the watcher's own scope instead of the connection's (and ``audience``,
+        ``resource``): one app registration may watch several APIs.
     """
 
     def __init__(
@@ -123,6 +125,9 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         state_key: str | None = None,
         persist_delay: float = 3.0,
+        scope: str | list[str] | None = None,
+        audience: str | None = None,
+        resource: str | list[str] | None = None,
     ) -> None:
         if not _HAS_WATCHERS:
             raise RuntimeError(
@@ -157,6 +162,9 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
         self.max_pages = max_pages
         self.max_response_bytes = max_response_bytes
         self.max_event_bytes = max_event_bytes
+        from airflow_provider_oauthcc.auth.token_params import TokenParams
+
+        self.oauth_params = TokenParams.of(scope, audience, resource).serialize()
         self.state_key = state_key or self._default_state_key()
         self.persist_delay = persist_delay
 
@@ -181,6 +189,7 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
             "max_event_bytes": self.max_event_bytes,
             "state_key": self.state_key,
             "persist_delay": self.persist_delay,
+            **self.oauth_params,
         }
 
     def _default_state_key(self) -> str:
@@ -192,13 +201,14 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
             self.cursor_path,
             self.records_path,
             self.response_check,
+            self.oauth_params,
         ]
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_oauthcc.hooks.oauth_cc_async import OAuthCCAsyncHook
 
-        hook = OAuthCCAsyncHook(self.oauth_conn_id, "GET")
+        hook = OAuthCCAsyncHook(self.oauth_conn_id, "GET", **self.oauth_params)
         store = await self._store(hook)
         state = await asyncio.to_thread(store.load, self.state_key) or {}
         failures = 0

@@ -5,6 +5,7 @@ refreshed once, many watchers share one token per connection."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import Iterator
@@ -323,3 +324,26 @@ def test_an_expiring_token_is_renewed_and_the_watch_goes_on(server: DevServer) -
     assert server.stats.token_requests >= 2
     rejected = [c for c in server.stats.api_captures if c.status == 401]
     assert not rejected, "renewed before it expired, not after a refusal"
+
+
+def test_a_watcher_with_its_own_scope_gets_its_own_token(server: DevServer, conn: str) -> None:
+    server.add_client("app", secret=SECRET, scope="read changes", default_scope="read")
+
+    async def main() -> dict[str, Any]:
+        watch = Watch(watcher(conn, scope="changes"))
+        append(server, 1)
+        payload = await watch.next()
+        await watch.stop()
+        return payload
+
+    assert run_bounded(main, timeout=30)["cursor"] == "1"
+    tokens = {c.headers["Authorization"].split()[1] for c in server.stats.api_captures}
+    assert {jwt_claims(token)["scope"] for token in tokens} == {"changes"}
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
