@@ -4,12 +4,12 @@ Every request to the API's origin passes ``RequestBudget.slot()`` (in ``GatedSes
 it books the next slot of the budget and sleeps until it, and holds a concurrency slot while
 the request is in flight when ``max_concurrency`` is set. Every answer passes ``learn()``:
 ``RateLimit`` / ``X-RateLimit-*`` headers narrow the pace for everyone sharing the budget until
-their reset, and a 429 (or ``Retry-After``) pauses all of them.
+their reset, and a 429 pauses all of them (for its ``Retry-After``).
 
 The budget lives in this process (threads share it) or, when the connection's token cache is
 Redis, in that Redis (every worker, task process and triggerer shares it). A Redis that fails
-is bypassed for a minute with one warning: the budget is then this process's, and no request
-fails because of it.
+is bypassed for a minute with one warning per process: the budget is then this process's, and
+no request fails because of it.
 """
 
 from __future__ import annotations

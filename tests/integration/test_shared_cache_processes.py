@@ -93,8 +93,10 @@ def test_redis_down_tasks_still_succeed_with_one_warning(server: DevServer, tmp_
     assert [r.error for r in results if not r.ok] == []
     assert server.stats.token_requests == 3  # each fetched directly
     for result in results:
-        warnings = [m for level, m in result.logs if level == "WARNING"]
-        assert len(warnings) == 1, warnings
+        everything = [m for level, m in result.logs if level == "WARNING"]
+        # The request budget says once that it limits in this process only.
+        warnings = [m for m in everything if not m.startswith("Request budget store 'redis'")]
+        assert len(warnings) == 1 and len(everything) <= 2, everything
         assert "Token cache 'redis' failed" in warnings[0]
         assert "fetching tokens directly" in warnings[0]
     assert all("cache redis (unavailable)" in line for line in fetch_lines(results))
