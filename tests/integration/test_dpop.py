@@ -149,3 +149,22 @@ def test_a_bound_client_without_dpop_gets_a_clear_refusal(bound: DevServer) -> N
     hook = hook_for(bound, dpop=False)
     with pytest.raises(TokenRequestError, match="invalid_dpop_proof"):
         hook.run("/v1/whoami")
+
+
+def test_a_nonce_is_retried_once_not_forever(
+    bound: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = bound.token_dpop
+    real_verify = verifier.verify
+
+    def each_nonce_good_once(*args: Any, **kwargs: Any) -> str:
+        verifier.rotate_nonce()
+        verifier.rotate_nonce()  # the nonce handed out last is no longer accepted
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(verifier, "verify", each_nonce_good_once)
+    with pytest.raises(TokenRequestError, match="use_dpop_nonce") as info:
+        hook_for(bound).run("/v1/whoami")
+    assert bound.stats.token_requests == 2
+    sent = [c.headers["Dpop"] for c in bound.stats.token_captures]
+    assert not [p for p in sent if p.split(".")[2] in str(info.value)]
