@@ -168,3 +168,19 @@ def test_a_nonce_is_retried_once_not_forever(
     assert bound.stats.token_requests == 2
     sent = [c.headers["Dpop"] for c in bound.stats.token_captures]
     assert not [p for p in sent if p.split(".")[2] in str(info.value)]
+
+
+def test_a_cached_dpop_token_without_its_key_is_not_used(bound: DevServer) -> None:
+    hook = hook_for(bound)
+    assert hook.run("/v1/whoami").status_code == 200
+    key = hook.oauth_config.cache_key
+    cached = PROCESS_CACHE.get(key)
+    assert cached is not None
+    PROCESS_CACHE.put(key, replace(cached, dpop_jwk=None))  # an entry that lost its key
+    bound.reset()
+
+    assert hook_for(bound).run("/v1/whoami").status_code == 200
+    assert bound.stats.token_requests >= 1  # a new token (and key), not the keyless one
+    # Never sent without a proof: the keyless token was not used at all.
+    assert all("Dpop" in c.headers for c in bound.stats.api_captures)
+    assert bound.api_dpop.refused == ["use_dpop_nonce"]
