@@ -55,6 +55,17 @@ class BearerAuth(AuthBase):
         )
         return request
 
+    def sign_redirect(self, request: requests.PreparedRequest) -> None:
+        """A redirect hop requests built from a signed request: a new DPoP proof for the hop's
+        URL while it carries the token, and none once requests has dropped the token."""
+        if "DPoP" not in request.headers:
+            return
+        held = self._held
+        if held is not None and request.headers.get("Authorization") == held[1]:
+            _add_proof(request, held[0])
+        else:
+            del request.headers["DPoP"]
+
     def _token(self) -> tuple[Token, str]:
         held = self._held
         if held is None or not held[0].is_fresh():

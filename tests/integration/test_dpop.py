@@ -184,3 +184,19 @@ def test_a_cached_dpop_token_without_its_key_is_not_used(bound: DevServer) -> No
     # Never sent without a proof: the keyless token was not used at all.
     assert all("Dpop" in c.headers for c in bound.stats.api_captures)
     assert bound.api_dpop.refused == ["use_dpop_nonce"]
+
+
+def test_a_redirect_within_the_api_gets_a_proof_of_its_own(bound: DevServer) -> None:
+    hook = hook_for(bound)
+    assert hook.run("/v1/whoami").status_code == 200  # the nonce is known from here on
+    bound.reset()
+    target = f"{bound.api_url}/v1/items?limit=1"  # another path: another htu
+    bound.api_faults.add(status=302, headers={"Location": target}, times=1)
+
+    answer = hook.run("/v1/whoami")
+
+    assert answer.status_code == 200 and answer.url == target, answer.text
+    assert bound.stats.token_requests == 0  # the token was not rejected
+    assert bound.api_dpop.refused == ["use_dpop_nonce"]  # only the first test request's
+    hops = bound.stats.api_captures
+    assert len(hops) == 2 and hops[0].headers["Dpop"] != hops[1].headers["Dpop"]
