@@ -285,5 +285,7 @@ class DevServer:
     def reset(self) -> None:
         """Zero the counters, drop captures and clear all faults."""
         self.stats.reset()
+        self.token_dpop.reset_counts()
+        self.api_dpop.reset_counts()
         self.api_faults.clear()
         self.token_faults.clear()
