@@ -67,13 +67,11 @@ class DPoPVerifier:
             self._previous_nonce, self._nonce = self._nonce, secrets.token_urlsafe(16)
             return self._nonce
 
-    def reset(self) -> None:
+    def reset_counts(self) -> None:
+        """Zero what was accepted and refused (the settings and replay memory stay)."""
         with self._lock:
-            self.require_nonce = False
-            self.bound_clients.clear()
             self.accepted = 0
             self.refused.clear()
-            self._seen.clear()
 
     def verify(
         self,

@@ -298,5 +298,7 @@ class DevServer:
         """Zero the counters, drop captures and clear all faults."""
         self.stats.reset()
         self.api_rate_limit.reset()
+        self.token_dpop.reset_counts()
+        self.api_dpop.reset_counts()
         self.api_faults.clear()
         self.token_faults.clear()

@@ -66,6 +66,10 @@ class GatedSession(requests.Session):
         does not follow): the hop is remembered, and judged when it is sent."""
         self._hops[prepared_request] = response.request.url or ""
         super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        # A DPoP proof names one URL: the hop gets its own (or none, if its token was dropped).
+        sign_redirect = getattr(self.auth, "sign_redirect", None)
+        if sign_redirect is not None:
+            sign_redirect(prepared_request)
 
     def _redirect(self, from_url: str, request: requests.PreparedRequest) -> Target:
         to_url = request.url or ""

@@ -55,6 +55,17 @@ class BearerAuth(AuthBase):
         )
         return request
 
+    def sign_redirect(self, request: requests.PreparedRequest) -> None:
+        """A redirect hop requests built from a signed request: a new DPoP proof for the hop's
+        URL while it carries the token, and none once requests has dropped the token."""
+        if "DPoP" not in request.headers:
+            return
+        held = self._held
+        if held is not None and request.headers.get("Authorization") == held[1]:
+            _add_proof(request, held[0])
+        else:
+            del request.headers["DPoP"]
+
     def _token(self) -> tuple[Token, str]:
         held = self._held
         if held is None or not held[0].is_fresh():
@@ -110,6 +121,8 @@ class BearerAuth(AuthBase):
         # The rejected token is dropped either way, so the next request gets a fresh one.
         self._drop(token)
         self.provider.invalidate(token)
+        if not _replayable(response.request, body_position):
+            return _not_replayed(response)
         log.info("API answered 401; refreshing the OAuth token and replaying the request once")
         fresh, _ = self._token()
         return self._replay(response, fresh, body_position, **kwargs)
@@ -124,10 +137,7 @@ class BearerAuth(AuthBase):
         """``response``'s request sent once more with ``token`` (and a new DPoP proof)."""
         request = response.request.copy()
         if not _rewind(request, body_position):
-            response.oauthcc_not_replayed = (  # type: ignore[attr-defined]
-                "its body is a stream that cannot be sent again (pass bytes or a seekable file)"
-            )
-            return response
+            return _not_replayed(response)
         # Free the connection before reusing it for the replay.
         _ = response.content
         response.close()
@@ -171,6 +181,22 @@ def _body_position(request: requests.PreparedRequest) -> int | None:
         except OSError:
             return None
     return None
+
+
+def _not_replayed(response: requests.Response) -> requests.Response:
+    response.oauthcc_not_replayed = (  # type: ignore[attr-defined]
+        "its body is a stream that cannot be sent again (pass bytes or a seekable file)"
+    )
+    return response
+
+
+def _replayable(request: requests.PreparedRequest, position: int | None) -> bool:
+    body = request.body
+    return (
+        body is None
+        or isinstance(body, str | bytes)
+        or (position is not None and hasattr(body, "seek"))
+    )
 
 
 def _rewind(request: requests.PreparedRequest, position: int | None) -> bool:

@@ -149,3 +149,54 @@ def test_a_bound_client_without_dpop_gets_a_clear_refusal(bound: DevServer) -> N
     hook = hook_for(bound, dpop=False)
     with pytest.raises(TokenRequestError, match="invalid_dpop_proof"):
         hook.run("/v1/whoami")
+
+
+def test_a_nonce_is_retried_once_not_forever(
+    bound: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = bound.token_dpop
+    real_verify = verifier.verify
+
+    def each_nonce_good_once(*args: Any, **kwargs: Any) -> str:
+        verifier.rotate_nonce()
+        verifier.rotate_nonce()  # the nonce handed out last is no longer accepted
+        return real_verify(*args, **kwargs)
+
+    monkeypatch.setattr(verifier, "verify", each_nonce_good_once)
+    with pytest.raises(TokenRequestError, match="use_dpop_nonce") as info:
+        hook_for(bound).run("/v1/whoami")
+    assert bound.stats.token_requests == 2
+    sent = [c.headers["Dpop"] for c in bound.stats.token_captures]
+    assert not [p for p in sent if p.split(".")[2] in str(info.value)]
+
+
+def test_a_cached_dpop_token_without_its_key_is_not_used(bound: DevServer) -> None:
+    hook = hook_for(bound)
+    assert hook.run("/v1/whoami").status_code == 200
+    key = hook.oauth_config.cache_key
+    cached = PROCESS_CACHE.get(key)
+    assert cached is not None
+    PROCESS_CACHE.put(key, replace(cached, dpop_jwk=None))  # an entry that lost its key
+    bound.reset()
+
+    assert hook_for(bound).run("/v1/whoami").status_code == 200
+    assert bound.stats.token_requests >= 1  # a new token (and key), not the keyless one
+    # Never sent without a proof: the keyless token was not used at all.
+    assert all("Dpop" in c.headers for c in bound.stats.api_captures)
+    assert bound.api_dpop.refused == []
+
+
+def test_a_redirect_within_the_api_gets_a_proof_of_its_own(bound: DevServer) -> None:
+    hook = hook_for(bound)
+    assert hook.run("/v1/whoami").status_code == 200  # the nonce is known from here on
+    bound.reset()
+    target = f"{bound.api_url}/v1/items?limit=1"  # another path: another htu
+    bound.api_faults.add(status=302, headers={"Location": target}, times=1)
+
+    answer = hook.run("/v1/whoami")
+
+    assert answer.status_code == 200 and answer.url == target, answer.text
+    assert bound.stats.token_requests == 0  # the token was not rejected
+    assert bound.api_dpop.refused == []
+    hops = bound.stats.api_captures
+    assert len(hops) == 2 and hops[0].headers["Dpop"] != hops[1].headers["Dpop"]

@@ -46,7 +46,6 @@ def proof_key(proof: str) -> str:
     return json.dumps(json.loads(base64.urlsafe_b64decode(header + "==="))["jwk"])
 
 
-@pytest.mark.load  # 16 processes per backend: ~10 s each on a 2-core machine
 @pytest.mark.parametrize("backend", ["file", "redis"])
 def test_cold_cache_one_token_request_and_every_proof_valid(
     server: DevServer, redis_server: RedisServer, redis_url: str, tmp_path: Path, backend: str

@@ -5,6 +5,7 @@ certificate-bound tokens (the triggerer presents the client certificate to the A
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import requests
 from airflow.providers.common.compat.sdk import PokeReturnValue
 
 from airflow_provider_oauthcc.auth import dpop
+from airflow_provider_oauthcc.auth.cache import PROCESS_CACHE
+from airflow_provider_oauthcc.auth.dpop import DPoPKey
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pull.pagination import LinkHeaderPaginator
 from airflow_provider_oauthcc.sensors.oauth_http import OAuthHttpSensor
@@ -124,3 +127,16 @@ def test_deferrable_pull_and_sensor_with_a_certificate_bound_token(
     assert run_deferrable(task, {}, Deferrals()) == job_id
     assert mtls_server.stats.token_requests == 1
     assert mtls_server.stats.api_requests_by_status.get(401, 0) == 0
+
+
+def test_the_triggerer_recovers_from_a_token_with_the_wrong_key(dpop_server: DevServer) -> None:
+    assert run_deferrable(pull(), {}, Deferrals())  # a token (and key) in the process cache
+    ((key, cached),) = [(k, t) for k, t in PROCESS_CACHE._tokens.items() if t.dpop_jwk]
+    PROCESS_CACHE.put(key, replace(cached, dpop_jwk=DPoPKey.generate().to_jwk()))
+    dpop_server.reset()
+
+    records = run_deferrable(pull(), {}, Deferrals())
+
+    assert len(records) == RECORDS
+    assert "DPoP key does not match the token's cnf.jkt" in dpop_server.api_dpop.refused
+    assert dpop_server.stats.token_requests == 1  # the triggerer fetched a new token and key
