@@ -96,6 +96,7 @@ RESERVED_PARAMS = frozenset(
         "client_secret",
         "client_assertion",
         "client_assertion_type",
+        "assertion",
         "scope",
         "audience",
         "resource",

@@ -139,7 +139,13 @@ class AsyncTokenClient(RetryingTokenClient):
                 )
             ) from None
         return token_from_answer(
-            config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
+            config,
+            url,
+            status=status,
+            headers=answer_headers,
+            body=content,
+            sent_at=sent_at,
+            assertion=self._authenticator.last_assertion,
         )
 
 
