@@ -29,7 +29,7 @@ from airflow_provider_oauthcc.auth.http_read import (
     attempt_deadline,
     read_capped,
 )
-from airflow_provider_oauthcc.auth.redact import scrub
+from airflow_provider_oauthcc.auth.redact import scrub, secret_forms
 from airflow_provider_oauthcc.auth.refusal_hints import add_refusal_hint
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
 from airflow_provider_oauthcc.auth.token import Token, parse_token_response
@@ -201,6 +201,7 @@ class TokenClient(RetryingTokenClient):
             headers=response.headers,
             body=content,
             sent_at=sent_at,
+            assertion=self._authenticator.last_assertion,
         )
         return sender_constrained(self.config, self._dpop, token)
 
@@ -305,9 +306,11 @@ def token_from_answer(
     headers: Mapping[str, str],
     body: bytes,
     sent_at: float,
+    assertion: str | None = None,
 ) -> Token:
     """The token in a token-endpoint answer; raises RetryableTokenError for 429/5xx and
-    TokenRequestError for anything else that is not a token. ``headers`` is case-insensitive."""
+    TokenRequestError for anything else that is not a token. ``headers`` is case-insensitive.
+    ``assertion``, the one the request carried (if any), is scrubbed like the secrets."""
     if 300 <= status < 400:
         target = headers.get("Location", "")
         # The origin only: a Location can carry anything, the secret URL-encoded included.
@@ -318,6 +321,10 @@ def token_from_answer(
             status=status,
         )
     forms = config.secret_forms
+    if assertion:
+        # Its payload and signature too: either alone is what a server may quote.
+        sent = secret_forms([assertion, *assertion.split(".")[1:]])
+        forms = tuple(sorted({*forms, *sent}, key=len, reverse=True))
     if not 200 <= status < 300:
         # Scrubbed before parsing, so that nothing later can cut a secret in two.
         body = scrub(body.decode("utf-8", "replace"), forms, limit=None).encode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,7 +148,10 @@ class ClientAuthenticator:
 
         config = self._config
         now = int(time.time())
-        claims = {"scope": config.scope} if config.scope else {}
+        # A new jti for every request (RFC 7523 §3): authlib before 1.8 adds none.
+        claims: dict[str, Any] = {"jti": secrets.token_urlsafe(24)}
+        if config.scope:
+            claims["scope"] = config.scope
         assertion = JWTBearerGrant.sign(
             auth.client_secret,
             issuer=config.assertion_issuer or config.client_id,

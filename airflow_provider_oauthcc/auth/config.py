@@ -111,6 +111,7 @@ RESERVED_PARAMS = frozenset(
         "client_secret",
         "client_assertion",
         "client_assertion_type",
+        "assertion",
         "scope",
         "audience",
         "resource",

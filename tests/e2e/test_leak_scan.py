@@ -8,7 +8,8 @@ Runs, against local authorization servers that record every credential they see:
   each task in its own process writing its log file under ``AIRFLOW_HOME/logs``, as in a
   deployment; with a ``private_key_jwt`` connection;
 - ``airflow connections test`` of a ``private_key_jwt`` connection with DPoP (the server
-  demands a nonce) and of a ``client_secret_jwt`` connection.
+  demands a nonce), a ``client_secret_jwt``, a workload-identity (``federated_assertion``,
+  the assertion read from a file) and a JWT-bearer grant connection.
 
 Logging is at DEBUG everywhere: ``AIRFLOW__LOGGING__LOGGING_LEVEL=DEBUG``, ``--verbose``, and
 urllib3, requests and this provider's loggers set to DEBUG by a plugin (task processes) and a
@@ -45,6 +46,8 @@ from typing import IO, Any
 import pytest
 
 from devserver import DevServer
+from devserver.clients import build_federated_client, build_jwt_bearer_client
+from devserver.federation import PlatformIssuer
 from devserver.keys import generate_private_key_pem
 from tests.support.connections import conn_json
 from tests.support.leak_scan import (
@@ -52,6 +55,7 @@ from tests.support.leak_scan import (
     Leak,
     Secret,
     find_leaks,
+    jwt_parts,
     pem_material,
     read_texts,
     secrets_seen_by,
@@ -308,11 +312,31 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
         # DPoP-bound, with a nonce demanded: the proofs are scanned for as well.
         srv.require_dpop("leak-key")
         srv.demand_dpop_nonces(api=False)
+        platform = PlatformIssuer()
+        srv.clients.add(
+            build_federated_client("leak-wl", federation=platform.federation("sa"), scope="read")
+        )
+        srv.clients.add(build_jwt_bearer_client("leak-jb", public_jwk=jwk, scope="read"))
+        assertion_file = root / "federated-token"
+        platform.write(assertion_file, "sa")
         for method, client_id, secret, extra in [
             ("private_key_jwt", "leak-key", None, {"private_key": pem, "dpop": True}),
             ("client_secret_jwt", "leak-hmac", SECRET_HMAC, {}),
+            (
+                "federated_assertion",
+                "leak-wl",
+                None,
+                {"client_assertion_file": str(assertion_file)},
+            ),
+            (
+                "jwt_bearer",
+                "leak-jb",
+                None,
+                {"grant_type": "jwt_bearer", "private_key": pem, "auth_method": "private_key_jwt"},
+            ),
         ]:
             name = f"connections_test_{method}"
+            extra = {"auth_method": method, **extra}
             home = root / name
             home.mkdir()
             connection = conn_json(
@@ -321,7 +345,6 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
                 secret,
                 auth_url=srv.token_url,
                 scope="read",
-                auth_method=method,
                 **extra,
             )
             runs[name] = Run(
@@ -342,8 +365,9 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        for name in ("connections_test_private_key_jwt", "connections_test_client_secret_jwt"):
-            runs[name].start()
+        for name in RUNS:
+            if name.startswith("connections_test"):
+                runs[name].start()
         _, migrate_errors = migrate.communicate(timeout=RUN_TIMEOUT)
         assert migrate.returncode == 0, migrate_errors[-2000:]
         srv = dag_server("leak-basic", secret=SECRET_BASIC)
@@ -379,8 +403,9 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
             Secret("client secret", SECRET_BASIC),
             Secret("client secret", SECRET_HMAC),
             *pem_material(pem),
+            *jwt_parts("federated assertion", assertion_file.read_text()),
         ]
-        issuers = ["leak-key", "leak-hmac", "leak-basic"]
+        issuers = ["leak-key", "leak-hmac", "leak-basic", "leak-jb", platform.issuer]
         for server in servers:
             secrets += secrets_seen_by(server)
             issuers.append(server.issuer)
@@ -400,6 +425,8 @@ RUNS = [
     "dags_test_executor",
     "connections_test_private_key_jwt",
     "connections_test_client_secret_jwt",
+    "connections_test_federated_assertion",
+    "connections_test_jwt_bearer",
 ]
 
 

@@ -95,7 +95,13 @@ class AsyncTokenClient(RetryingTokenClient):
             ):
                 break
         token = token_from_answer(
-            self.config, url, status=status, headers=answer_headers, body=content, sent_at=sent_at
+            self.config,
+            url,
+            status=status,
+            headers=answer_headers,
+            body=content,
+            sent_at=sent_at,
+            assertion=self._authenticator.last_assertion,
         )
         return sender_constrained(self.config, self._dpop, token)
 
