@@ -6,7 +6,6 @@ functions shared with the asyncio client (:mod:`~airflow_provider_oauthcc.auth.a
 
 from __future__ import annotations
 
-import email.utils
 import random
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from airflow_provider_oauthcc.auth.http_read import (
     attempt_deadline,
     read_capped,
 )
+from airflow_provider_oauthcc.auth.rate_limit_headers import retry_after
 from airflow_provider_oauthcc.auth.redact import scrub, secret_forms
 from airflow_provider_oauthcc.auth.refusal_hints import add_refusal_hint
 from airflow_provider_oauthcc.auth.tls import handshake_failure, warn_if_unverified
@@ -341,7 +341,7 @@ def token_from_answer(
         add_refusal_hint(exc, config)
         _scrub_secrets(exc, forms)
         if status == 429 or status >= 500:
-            raise RetryableTokenError(exc, retry_after_header(headers.get("Retry-After"))) from None
+            raise RetryableTokenError(exc, retry_after(headers.get("Retry-After"))) from None
         raise
 
 
@@ -364,20 +364,6 @@ def retry_wait(
         return min(error.retry_after, max_retry_after)
     exponential = backoff * 2 ** (state.attempt_number - 1)
     return float(min(max_backoff, exponential) * random.uniform(0.5, 1.0))
-
-
-def retry_after_header(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:

@@ -43,16 +43,16 @@ def advice_from(status: int, headers: Mapping[str, str], now: float | None = Non
     """The rate-limit advice of an answer with ``status`` and ``headers``, or None (nothing
     said). ``headers`` must look up names case-insensitively (as requests' do)."""
     clock = time.time() if now is None else now
-    retry_after = _retry_after(headers.get("Retry-After"), clock)
+    after = retry_after(headers.get("Retry-After"), clock)
     remaining, reset = _remaining_and_reset(headers, clock)
     policy_interval, policy_window = _policy(headers)
     # A 503's Retry-After is about the server's health, not this client's quota: the task that
     # got it waits (its retry policy), the others are not paused.
     if status == 429:
-        pause = retry_after if retry_after is not None else reset
+        pause = after if after is not None else reset
         if pause is None or pause <= 0:
             pause = DEFAULT_429_PAUSE
-        said = f"Retry-After {retry_after:g} s" if retry_after is not None else "no Retry-After"
+        said = f"Retry-After {after:g} s" if after is not None else "no Retry-After"
         return Advice(pause=min(pause, MAX_PAUSE), reason=f"the API answered {status} ({said})")
     if remaining is not None and reset is not None and reset > 0:
         if remaining <= 0:
@@ -77,8 +77,12 @@ def advice_from(status: int, headers: Mapping[str, str], now: float | None = Non
     return None
 
 
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Seconds from a Retry-After value: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After value: delta-seconds or an HTTP date (RFC 9110 §10.2.3);
+    None for no value or one that is neither. The one reading of Retry-After: the token client,
+    the page retries and the request budget all use it."""
+    if now is None:
+        now = time.time()
     if not value:
         return None
     value = value.strip()

@@ -7,8 +7,6 @@ replayed the request once.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -101,17 +99,10 @@ class RetryPolicy:
 
 
 def retry_after_seconds(response: requests.Response, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    """Seconds from the answer's Retry-After header: delta-seconds or an HTTP date."""
+    from airflow_provider_oauthcc.auth.rate_limit_headers import retry_after
+
+    return retry_after(response.headers.get("Retry-After"), now)
 
 
 def describe_failure(error: BaseException | None) -> str:
