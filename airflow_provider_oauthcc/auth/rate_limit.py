@@ -122,19 +122,7 @@ class FailOpenBudgetStore:
             self.failed("free a request slot", exc)
 
     def failed(self, operation: str, exc: Exception) -> None:
-        metrics.incr(metrics.BUDGET_STORE_ERROR)
-        warn = not self.bypassed
-        self._bypass.until = time.monotonic() + self._retry_after
-        if warn:
-            # The exception's type only: a Redis client's message may hold its URL.
-            log.warning(
-                "Request budget store '%s' failed to %s (%s); limiting requests in this process "
-                "only for the next %g s",
-                self.shared.name,
-                operation,
-                type(exc).__name__,
-                self._retry_after,
-            )
+        self._bypass.failed(self.shared.name, operation, exc, self._retry_after)
 
 
 class RequestBudget:
@@ -248,6 +236,22 @@ class Bypass:
     so that a Redis that fails is warned about once, not once per task or session."""
 
     until: float = 0.0
+
+    def failed(self, store: str, operation: str, exc: Exception, retry_after: float) -> None:
+        """``store`` failed: bypass it for ``retry_after`` s, warning once per bypass."""
+        metrics.incr(metrics.BUDGET_STORE_ERROR)
+        warn = time.monotonic() >= self.until
+        self.until = time.monotonic() + retry_after
+        if warn:
+            # The exception's type only: a Redis client's message may hold its URL.
+            log.warning(
+                "Request budget store '%s' failed to %s (%s); limiting requests in this process "
+                "only for the next %g s",
+                store,
+                operation,
+                type(exc).__name__,
+                retry_after,
+            )
 
 
 _bypasses: dict[str, Bypass] = {}

@@ -18,7 +18,6 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_oauthcc.auth import metrics
 from airflow_provider_oauthcc.auth.rate_limit import (
     FALLBACK_RETRY_AFTER,
     Bypass,
@@ -291,18 +290,7 @@ class AsyncFailOpenStore:
             self.failed("free a request slot", exc)  # its lease ends by itself
 
     def failed(self, operation: str, exc: Exception) -> None:
-        metrics.incr(metrics.BUDGET_STORE_ERROR)
-        warn = time.monotonic() >= self._bypass.until
-        self._bypass.until = time.monotonic() + self._retry_after
-        if warn:
-            log.warning(
-                "Request budget store '%s' failed to %s (%s); limiting requests in this process "
-                "only for the next %g s",
-                self.shared.name,
-                operation,
-                type(exc).__name__,
-                self._retry_after,
-            )
+        self._bypass.failed(self.shared.name, operation, exc, self._retry_after)
 
 
 AsyncStore = AsyncLocalStore | AsyncRedisStore | AsyncFailOpenStore
