@@ -240,7 +240,7 @@ def test_screenshot_of_a_filled_form(
     for key, value in filled.items():
         _extra(page, key).fill(value)
     form = page.locator("form#model_form")
-    page.set_viewport_size({"width": 1280, "height": 3200})  # the whole form, never scrolled
+    page.set_viewport_size({"width": 1280, "height": 6000})  # the whole form, never scrolled
     page.evaluate("document.activeElement.blur()")
     target.parent.mkdir(parents=True, exist_ok=True)
     form.screenshot(path=str(target), animations="disabled")

@@ -3,7 +3,6 @@ tests: it refuses beyond N, says so in every header style, refills, and counts r
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -23,7 +22,11 @@ def bearer(server: DevServer, client_id: str = "app") -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def test_refuses_beyond_the_burst_with_retry_after_and_headers(server: DevServer) -> None:
+def test_refuses_beyond_the_burst_with_retry_after_and_headers(
+    server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]  # the limiter's clock stands still while the requests are sent
+    monkeypatch.setattr(server.api_rate_limit, "clock", lambda: now[0])
     server.api_rate_limit.configure(per_second=5)
     headers = bearer(server)
     with requests.Session() as session:
@@ -35,7 +38,7 @@ def test_refuses_beyond_the_burst_with_retry_after_and_headers(server: DevServer
     assert answers[5].headers["Retry-After"] == "1"
     counts = server.api_rate_limit.counts("app")
     assert (counts.admitted, counts.refused) == (5, 2)
-    time.sleep(0.45)  # about two requests' worth refilled
+    now[0] += 0.45  # about two requests' worth refilled
     with requests.Session() as session:
         answers = [session.get(f"{server.api_url}/v1/whoami", headers=headers) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]

@@ -36,6 +36,10 @@ LIGHT = {
     # a task's scope / audience / resource are checked at parse time (json, os and the above)
     "airflow_provider_oauthcc.auth.config",
     "airflow_provider_oauthcc.auth.token_params",
+    # auth.config reads the request budget's settings with these (the standard library only)
+    "airflow_provider_oauthcc.auth.metrics",
+    "airflow_provider_oauthcc.auth.rate_limit_core",
+    "airflow_provider_oauthcc.auth.rate_limit_headers",
     "airflow_provider_oauthcc.operators.oauth_http",
     "airflow_provider_oauthcc.pagination",  # the public path of the paginators
     "airflow_provider_oauthcc.pull",  # the package: its __init__ imports nothing

@@ -55,8 +55,9 @@ def test_sync_sessions_share_the_budget(server: DevServer) -> None:
             statuses = list(pool.map(call, range(2 * N)))
     counts = server.api_rate_limit.counts("app")
     assert statuses == [200] * 2 * N
-    assert counts.refused == 0
-    assert counts.rate() <= 1.1 * N
+    assert counts.refused == 0  # the server's own limit judges
+    # Measured at the server, over arrival times that a loaded machine delays unevenly.
+    assert counts.rate() <= 1.25 * N
 
 
 def test_a_429_to_one_session_pauses_the_others(server: DevServer) -> None:

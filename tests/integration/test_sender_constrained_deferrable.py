@@ -80,7 +80,8 @@ def export_ready(response: requests.Response) -> bool | PokeReturnValue:
 
 
 def wait_for_export(server: DevServer) -> Any:
-    job = server.exports.create(ready_after=0.5)
+    # Not ready at the first poke, however slow the machine: the sensor must defer.
+    job = server.exports.create(ready_after=3.0)
     return OAuthHttpSensor(
         task_id="wait",
         oauth_conn_id="crm",
