@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -55,10 +53,10 @@ def run(api: DevServer, airflow: AirflowDeployment) -> int:
     wait(
         airflow,
         "the DAG parsed",
-        lambda: query(airflow, "select 1 from dag where dag_id = ?", DAG_ID),
+        lambda: airflow.query("select 1 from dag where dag_id = ?", DAG_ID),
     )
     airflow.cli("dags", "unpause", DAG_ID)
-    wait(airflow, "the watcher running", lambda: query(airflow, "select 1 from trigger"))
+    wait(airflow, "the watcher running", lambda: airflow.query("select 1 from trigger"))
     print("== the watcher polls /v1/changes every 2 s from the triggerer")
     for batch, count in enumerate((3, 2), start=1):
         requests.post(f"{api.api_url}/_control/feed", json={"count": count}, timeout=5)
@@ -77,26 +75,17 @@ def run(api: DevServer, airflow: AirflowDeployment) -> int:
     return 0
 
 
-def query(airflow: AirflowDeployment, sql: str, *args: object) -> list[tuple[object, ...]]:
-    with sqlite3.connect(f"file:{airflow.home / 'airflow.db'}?mode=ro", uri=True) as db:
-        return db.execute(sql, args).fetchall()
-
-
 def finished_runs(airflow: AirflowDeployment, count: int) -> list[tuple[object, ...]] | None:
-    rows = query(airflow, "select run_id, state from dag_run where dag_id = ? order by id", DAG_ID)
+    rows = airflow.query("select run_id, state from dag_run where dag_id = ? order by id", DAG_ID)
     done = [r for r in rows if r[1] in ("success", "failed")]
     return done if len(done) >= count else None
 
 
 def wait(airflow: AirflowDeployment, what: str, check, within: float = 240.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        airflow.check_alive()
-        result = check()
-        if result:
-            return result
-        time.sleep(1)
-    raise SystemExit(f"demo failed: {what} not within {within:.0f} s")
+    try:
+        return airflow.wait_for(what, check, within)
+    except AssertionError:
+        raise SystemExit(f"demo failed: {what} not within {within:.0f} s") from None
 
 
 if __name__ == "__main__":

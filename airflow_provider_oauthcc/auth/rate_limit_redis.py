@@ -115,6 +115,23 @@ def key_names(key: str) -> dict[str, str]:
     return {name: base + name for name in ("tat", "pause", "learned", "slots", "freed")}
 
 
+def reserve_arguments(
+    key: str, interval: float, tolerance: float, max_wait: float
+) -> tuple[str, int, str, str, str, str, str, str]:
+    """``EVAL``'s arguments for RESERVE (its keys, then milliseconds), sync and async alike."""
+    names = key_names(key)
+    return (
+        RESERVE,
+        3,
+        names["tat"],
+        names["pause"],
+        names["learned"],
+        repr(interval * 1000),
+        repr(tolerance * 1000),
+        repr(max_wait * 1000),
+    )
+
+
 def reservation_of(answer: Any) -> Reservation:
     wait, reason, granted = (_text(part) for part in answer)
     return Reservation(float(wait) / 1000, WaitReason(reason), granted == "1")
@@ -148,17 +165,7 @@ class RedisBudgetStore:
         return self._redis
 
     def reserve(self, key: str, interval: float, tolerance: float, max_wait: float) -> Reservation:
-        names = key_names(key)
-        answer = self._client().eval(
-            RESERVE,
-            3,
-            names["tat"],
-            names["pause"],
-            names["learned"],
-            repr(interval * 1000),
-            repr(tolerance * 1000),
-            repr(max_wait * 1000),
-        )
+        answer = self._client().eval(*reserve_arguments(key, interval, tolerance, max_wait))
         return reservation_of(answer)
 
     def pause(self, key: str, seconds: float) -> None:

@@ -90,6 +90,7 @@ class OAuthCCAsyncHook(BaseHook):
             resource=resource,
         )
         self._provider: AsyncTokenProvider | None = None
+        self._redis_factory: Callable[[], Any] | None = None
         self._budget: AsyncRequestBudget | None = None
 
     async def token_provider(self) -> AsyncTokenProvider:
@@ -107,17 +108,30 @@ class OAuthCCAsyncHook(BaseHook):
 
         return await get_async_connection(conn_id, self)
 
+    async def redis_client_factory(self, config: ClientConfig) -> Callable[[], Any]:
+        """What makes the client of the connection's ``cache_redis_conn_id`` (the token cache's,
+        the request budget's and a watcher's state store): that connection is read once per
+        hook. Raises LookupError, naming the connection, when it cannot be read."""
+        if self._redis_factory is None:
+            conn_id = config.cache_redis_conn_id
+            try:
+                connection = await self._connection(conn_id)
+            except Exception as exc:
+                raise LookupError(
+                    f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
+                ) from None
+            self._redis_factory = functools.partial(redis_client, connection)
+        return self._redis_factory
+
     async def _request_budget(self, config: ClientConfig) -> AsyncRequestBudget | None:
         """The connection's request budget, shared with the workers' hooks through the token
         cache's Redis when that is Redis (this process's otherwise, or if it cannot be read)."""
         redis: Callable[[], Any] | None = None
         if config.cache_backend == "redis":
             try:
-                connection = await self._connection(config.cache_redis_conn_id)
-            except Exception:
+                redis = await self.redis_client_factory(config)
+            except LookupError:
                 redis = None  # the cache warns about it; the budget is this process's
-            else:
-                redis = functools.partial(redis_client, connection)
         policy = self._sync.egress_policy()
         shown = policy.api.shown if policy.api else ""
         return make_async_request_budget(config, policy.api_origin, shown, redis_client=redis)
@@ -127,19 +141,12 @@ class OAuthCCAsyncHook(BaseHook):
             return hook_token_cache(config, None)  # the process cache: nothing to set up
         client: Callable[[], Any] | None = None
         if config.cache_backend == "redis":
-            conn_id = config.cache_redis_conn_id
             try:
-                connection = await self._connection(conn_id)
-            except Exception as exc:
-                # As the sync hook: the cache fails open, with one warning, on first use.
-                client = _raising(
-                    LookupError(
-                        f"cannot read the Redis connection '{conn_id}' ({type(exc).__name__})"
-                    )
-                )
-            else:
                 # Called on first use, in a thread as every cache call of the async provider.
-                client = functools.partial(redis_client, connection)
+                client = await self.redis_client_factory(config)
+            except LookupError as exc:
+                # As the sync hook: the cache fails open, with one warning, on first use.
+                client = _raising(exc)
 
         # Building a file or Redis cache may touch the disk, Airflow's configuration too: not
         # on the loop.

@@ -306,10 +306,7 @@ class OAuthHttpEventTrigger(BaseEventTrigger):
         provider = await hook.token_provider()
         config = provider.config
         if config.cache_backend == "redis":
-            from airflow_provider_oauthcc.hooks.token_cache import redis_client
-
-            connection = await hook._connection(config.cache_redis_conn_id)
-            client = await asyncio.to_thread(redis_client, connection)
+            client = await asyncio.to_thread(await hook.redis_client_factory(config))
             return watch_state.RedisWatchState(client)
         return watch_state.FileWatchState(await asyncio.to_thread(_state_folder))
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -59,28 +57,9 @@ def deployment(api: DevServer, tmp_path: Path) -> Iterator[AirflowDeployment]:
         airflow.stop()
 
 
-def query(deployment: AirflowDeployment, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{deployment.home / 'airflow.db'}?mode=ro", uri=True) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def wait_for(deployment: AirflowDeployment, what: str, check: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        deployment.check_alive()
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    raise AssertionError(
-        f"{what} not within {within:.0f} s\n--- scheduler\n{deployment.log('scheduler')}"
-        f"\n--- triggerer\n{deployment.log('triggerer')}"
-    )
-
-
 def runs(deployment: AirflowDeployment) -> list[tuple[str, str]]:
-    return query(
-        deployment, "select run_id, state from dag_run where dag_id = ? order by id", DAG_ID
+    return deployment.query(
+        "select run_id, state from dag_run where dag_id = ? order by id", DAG_ID
     )
 
 
@@ -102,7 +81,7 @@ def wait_for_runs(deployment: AirflowDeployment, count: int) -> list[tuple[str, 
         finished = [r for r in found if r[1] in ("success", "failed")]
         return found if len(finished) >= count and len(found) == len(finished) else None
 
-    found: list[tuple[str, str]] = wait_for(deployment, f"{count} finished runs", done, RUN_WITHIN)
+    found: list[tuple[str, str]] = deployment.wait_for(f"{count} finished runs", done, RUN_WITHIN)
     failed = [run for run in found if run[1] != "success"]
     assert not failed, f"{failed}\n{_task_logs(deployment)}"
     return found
@@ -111,17 +90,15 @@ def wait_for_runs(deployment: AirflowDeployment, count: int) -> list[tuple[str, 
 def test_new_records_start_one_run_each_and_nothing_is_pulled_twice_or_missed(
     api: DevServer, deployment: AirflowDeployment, tmp_path: Path
 ) -> None:
-    wait_for(
-        deployment,
+    deployment.wait_for(
         "the DAG parsed",
-        lambda: query(deployment, "select 1 from dag where dag_id = ?", DAG_ID),
+        lambda: deployment.query("select 1 from dag where dag_id = ?", DAG_ID),
         within=120,
     )
     assert deployment.cli("dags", "unpause", DAG_ID).returncode == 0
-    wait_for(
-        deployment,
+    deployment.wait_for(
         "the watcher running in the triggerer",
-        lambda: query(deployment, "select 1 from trigger where triggerer_id is not null"),
+        lambda: deployment.query("select 1 from trigger where triggerer_id is not null"),
         within=120,
     )
 

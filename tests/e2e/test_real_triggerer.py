@@ -7,12 +7,10 @@ triggerer, and it resumes and succeeds; the whole run costs one token request pe
 from __future__ import annotations
 
 import json
-import sqlite3
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -107,32 +105,12 @@ def deployment(
         airflow.stop()
 
 
-def query(deployment: AirflowDeployment, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{deployment.home / 'airflow.db'}?mode=ro", uri=True) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def wait_for(deployment: AirflowDeployment, what: str, check: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        deployment.check_alive()
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    raise AssertionError(
-        f"{what} not within {within:.0f} s\n--- scheduler\n{deployment.log('scheduler')}"
-        f"\n--- triggerer\n{deployment.log('triggerer')}"
-    )
-
-
 def test_fifty_deferred_tasks_over_ten_connections_in_a_real_triggerer(
     api: DevServer, deployment: AirflowDeployment
 ) -> None:
-    wait_for(
-        deployment,
+    deployment.wait_for(
         "the DAG parsed",
-        lambda: query(deployment, "select 1 from dag where dag_id = ?", DAG_ID),
+        lambda: deployment.query("select 1 from dag where dag_id = ?", DAG_ID),
         within=120,
     )
     assert deployment.cli("dags", "unpause", DAG_ID).returncode == 0
@@ -141,15 +119,15 @@ def test_fifty_deferred_tasks_over_ten_connections_in_a_real_triggerer(
     started = time.monotonic()
 
     def finished() -> str | None:
-        rows = query(deployment, "select state from dag_run where dag_id = ?", DAG_ID)
+        rows = deployment.query("select state from dag_run where dag_id = ?", DAG_ID)
         state = rows[0][0] if rows else None
         return state if state in ("success", "failed") else None
 
-    state = wait_for(deployment, "the DAG run's end", finished, within=RUN_WITHIN)
+    state = deployment.wait_for("the DAG run's end", finished, within=RUN_WITHIN)
     elapsed = time.monotonic() - started
     print(f"{TASKS} deferred tasks over {CONNECTIONS} connections: {elapsed:.0f} s")
     states = dict(
-        query(deployment, "select task_id, state from task_instance where dag_id = ?", DAG_ID)
+        deployment.query("select task_id, state from task_instance where dag_id = ?", DAG_ID)
     )
     not_done = {task: task_state for task, task_state in states.items() if task_state != "success"}
     if not_done:

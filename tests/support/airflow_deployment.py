@@ -12,10 +12,11 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,26 @@ class AirflowDeployment:
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"airflow api-server not healthy in time:\n{self.log('api-server')}")
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of the deployment's metadata database (SQLite, read-only)."""
+        with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True) as db:
+            return db.execute(sql, args).fetchall()
+
+    def wait_for(self, what: str, check: Callable[[], Any], within: float) -> Any:
+        """``check()``'s first truthy result, polled each second while every process lives;
+        an AssertionError with the scheduler's and triggerer's logs after ``within`` s."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self.check_alive()
+            result = check()
+            if result:
+                return result
+            time.sleep(1.0)
+        raise AssertionError(
+            f"{what} not within {within:.0f} s\n--- scheduler\n{self.log('scheduler')}"
+            f"\n--- triggerer\n{self.log('triggerer')}"
+        )
 
     def check_alive(self) -> None:
         for name, process in self._processes.items():

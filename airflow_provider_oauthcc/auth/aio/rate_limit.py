@@ -31,9 +31,9 @@ from airflow_provider_oauthcc.auth.rate_limit_redis import (
     MAX_BLOCK,
     PAUSE,
     RELEASE_SLOT,
-    RESERVE,
     key_names,
     reservation_of,
+    reserve_arguments,
     server_identity,
 )
 
@@ -128,17 +128,7 @@ class AsyncRedisStore:
     async def reserve(
         self, key: str, interval: float, tolerance: float, max_wait: float
     ) -> Reservation:
-        names = key_names(key)
-        answer = await self._eval(
-            RESERVE,
-            3,
-            names["tat"],
-            names["pause"],
-            names["learned"],
-            repr(interval * 1000),
-            repr(tolerance * 1000),
-            repr(max_wait * 1000),
-        )
+        answer = await self._eval(*reserve_arguments(key, interval, tolerance, max_wait))
         return reservation_of(answer)
 
     async def pause(self, key: str, seconds: float) -> None:
