@@ -7,7 +7,10 @@ string) and a page size; next-page links keep all other query parameters.
 Export jobs (see ``devserver.exports``): ``POST /v1/exports`` starts one, ``GET
 /v1/exports/<id>`` tells its status, ``GET /v1/exports/<id>/download`` pages its records
 (``limit``, ``Link`` header) once it is done, or serves them as one streamed NDJSON or CSV
-file (``format``, ``gzip``, ``pad``; ``pace`` s between its chunks). ``GET /v1/sleep?seconds=S`` answers after S s.
+file (``format``, ``gzip``, ``pad``; ``pace`` s between its chunks; ``length=1``: sent with a
+``Content-Length`` header, as a stored file is, instead of chunked; ``cut=N``: its last N
+bytes left off, the answer otherwise whole). ``GET /v1/sleep?seconds=S``
+answers after S s.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from flask import Blueprint, Flask, Request, Response, g, request
 
 from devserver.dataset import Dataset, make_record, parse_timestamp
 from devserver.dpop import DPoPError, DPoPVerifier, challenge_headers
-from devserver.exports import FILE_FORMATS, ExportJob, ExportJobs, export_file, paced
+from devserver.exports import FILE_CHUNK, FILE_FORMATS, ExportJob, ExportJobs, export_file, paced
 from devserver.faults import FaultSet
 from devserver.instrument import capture, instrument, json_response
 from devserver.mtls import presented_certificate_thumbprint
@@ -297,9 +300,15 @@ def create_api_blueprint(
         pad = _int_arg("pad", 0, 0)
         pace = _float_arg("pace", 0.0, 0.0, 1.0)
         body = export_file((make_record(i, pad) for i in ids), file_format, gzip=bool(gzip))
+        headers = {"Content-Encoding": "gzip"} if gzip == "encoding" else {}
+        cut = _int_arg("cut", 0, 0)  # bytes left off the end (a file cut short)
+        if request.args.get("length") or cut:
+            whole = b"".join(body)
+            whole = whole[: len(whole) - cut]
+            headers["Content-Length"] = str(len(whole))
+            body = (whole[at : at + FILE_CHUNK] for at in range(0, len(whole), FILE_CHUNK))
         if pace:
             body = paced(body, pace)
-        headers = {"Content-Encoding": "gzip"} if gzip == "encoding" else {}
         mimetype = "application/gzip" if gzip == "file" else FILE_FORMATS[file_format]
         return Response(body, headers=headers, mimetype=mimetype)
 

@@ -134,7 +134,7 @@ class ExportJobs:
 
 #: Formats ``GET /v1/exports/<id>/download?format=...`` serves as one streamed body.
 FILE_FORMATS = {"ndjson": "application/x-ndjson", "csv": "text/csv"}
-_FILE_CHUNK = 256 * 1024
+FILE_CHUNK = 256 * 1024
 
 
 def export_file(
@@ -148,7 +148,7 @@ def export_file(
     for line in _lines(records, file_format):
         buffer.append(line)
         size += len(line)
-        if size >= _FILE_CHUNK:
+        if size >= FILE_CHUNK:
             data = b"".join(buffer)
             buffer, size = [], 0
             out = compressor.compress(data) if compressor else data

@@ -13,6 +13,7 @@ never logged.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator
 from time import monotonic
@@ -198,34 +199,54 @@ class _Copy:
 
     def run(self, request: PageRequest, writer: AtomicWriter, progress: Any) -> int | None:
         response = self.fetcher.open(request, 1)
-        body = Prefetch(self._body(response, writer))
+        # A gzip Content-Encoding is decoded here rather than by urllib3, which takes a gzip
+        # stream that stops inside its member for a whole one.
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        gunzip_encoding = self.decompress is not False and encoding in ("gzip", "x-gzip")
+        decode = self.decompress is not False and not gunzip_encoding
+        body = Prefetch(self._body(response, writer, decode))
         try:
-            chunks = _decompressed(iter(body)) if self.decompress else iter(body)
+            chunks: Iterator[bytes] = iter(body)
+            if gunzip_encoding:
+                chunks = _gunzipped(chunks)
+            if self.decompress:
+                chunks = _decompressed(chunks)
             try:
-                return self._write(chunks, response, writer, progress)
+                records = self._write(chunks, response, writer, progress)
             except (EOFError, zlib.error) as exc:
+                self._stop_if_closed(exc)  # a body cut short by the stop: not the API's fault
                 raise ApiError(
                     f"The API's answer is not valid gzip ({exc}); nothing was published",
                     status=response.status_code,
                 ) from None
+            # A body closed under its reader may end as if it were whole (urllib3 reads no
+            # further and raises nothing when it had a Content-Length): never publish it.
+            self._stop_if_closed()
+            return records
         finally:
             body.stop()
             response.close()  # unblocks a read in progress
             body.join()
 
-    def _body(self, response: requests.Response, writer: AtomicWriter) -> Iterator[bytes]:
-        """The body in chunks of at most ``CHUNK`` bytes; a break-off raises ``BodyCutOff``."""
+    def _body(
+        self, response: requests.Response, writer: AtomicWriter, decode: bool
+    ) -> Iterator[bytes]:
+        """The body in chunks of at most ``CHUNK`` bytes, its Content-Encoding decoded by
+        urllib3 when ``decode``; a break-off raises ``BodyCutOff``."""
         raw = response.raw
         try:
-            yield from raw.stream(CHUNK, decode_content=self.decompress is not False)
+            yield from raw.stream(CHUNK, decode_content=decode)
         except _CUT_OFF as exc:
-            if self.fetcher.closed:
-                raise PullStopped("The download was stopped (the task is being killed)") from exc
+            self._stop_if_closed(exc)
             raise BodyCutOff(exc, writer.bytes) from exc
         except (AttributeError, ValueError, OSError) as exc:
-            if self.fetcher.closed:  # the socket was closed under the reader by on_kill
-                raise PullStopped("The download was stopped (the task is being killed)") from exc
+            self._stop_if_closed(exc)  # the socket was closed under the reader by on_kill
             raise
+
+    def _stop_if_closed(self, cause: BaseException | None = None) -> None:
+        """Raises ``PullStopped`` once the fetcher was closed (the task is being killed)."""
+        if self.fetcher.closed:
+            raise PullStopped("The download was stopped (the task is being killed)") from cause
 
     def _write(
         self,
@@ -252,8 +273,6 @@ class _Copy:
                     else:
                         for piece in side.feed(chunk):
                             counter.feed(piece)
-                if self.fetcher.closed:
-                    raise PullStopped("The download was stopped (the task is being killed)")
                 progress()
             if side is not None:
                 side.finish()
@@ -307,8 +326,12 @@ def _decompressed(chunks: Iterator[bytes]) -> Iterator[bytes]:
             yield first
         yield from chunks
         return
+    yield from _gunzipped(itertools.chain([first], chunks))
+
+
+def _gunzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """A gzip stream decompressed in bounded pieces; ``EOFError`` if it stops inside a member."""
     gunzip = Gunzip(CHUNK)
-    yield from gunzip.feed(first)
     for chunk in chunks:
         yield from gunzip.feed(chunk)
     gunzip.finish()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_oauthcc.auth.errors import ApiConnectionError
+from airflow_provider_oauthcc.auth.errors import ApiConnectionError, ApiError
 from airflow_provider_oauthcc.hooks.oauth_cc import OAuthCCHook
 from airflow_provider_oauthcc.operators.oauth_http import OAuthHttpOperator
 from airflow_provider_oauthcc.pull.engine import PageFetcher, PullStopped, close_session
@@ -54,7 +54,11 @@ def export(api: DevServer) -> str:
 
 
 def download(endpoint: str, output: str, **kwargs: Any) -> OAuthHttpOperator:
-    query = {key: kwargs.pop(key) for key in ("format", "gzip", "pad", "pace") if key in kwargs}
+    query = {
+        key: kwargs.pop(key)
+        for key in ("format", "gzip", "pad", "pace", "length", "cut")
+        if key in kwargs
+    }
     return OAuthHttpOperator(
         task_id="download",
         oauth_conn_id="crm",
@@ -236,9 +240,24 @@ def kill_midway(operator: OAuthHttpOperator) -> Run:
     return run
 
 
-def test_a_killed_download_leaves_no_partial_file(export: str, tmp_path: Path) -> None:
+# Chunked, or with a Content-Length as a stored file is sent: closed under its reader, such a
+# body ends as if it were complete (urllib3 reads no further and raises nothing).
+FRAMINGS = pytest.mark.parametrize(
+    "framing", [{}, {"length": 1}], ids=["chunked", "content-length"]
+)
+
+
+@FRAMINGS
+def test_a_killed_download_leaves_no_partial_file(
+    export: str, tmp_path: Path, framing: dict[str, Any]
+) -> None:
     operator = download(
-        export, str(tmp_path / "export.ndjson"), pad=2000, pace=0.1, response_format="raw"
+        export,
+        str(tmp_path / "export.ndjson"),
+        pad=2000,
+        pace=0.1,
+        response_format="raw",
+        **framing,
     )
     run = kill_midway(operator)
     assert isinstance(run.error, PullStopped), run.error
@@ -282,9 +301,11 @@ def test_on_s3_a_failed_or_killed_download_leaves_no_object_and_no_upload(
     assert [key for key in s3.multipart_uploads() if key.startswith(prefix)] == []
 
 
-def test_the_hook_path_streams_through_a_fetcher_of_the_hooks_session(
-    api: DevServer, export: str, tmp_path: Path
-) -> None:
+def hook_download(
+    endpoint: str, target: str, query: dict[str, Any], response_format: str
+) -> tuple[PageFetcher, Any]:
+    """A fetcher of the hook's session (as ``OAuthCCHook.pull_to`` makes), and a function that
+    streams ``endpoint``'s answer through it to ``target`` and closes the session."""
     hook = OAuthCCHook(oauth_conn_id="crm")
     session = hook.get_conn()
     fetcher = PageFetcher(
@@ -294,29 +315,85 @@ def test_the_hook_path_streams_through_a_fetcher_of_the_hooks_session(
         check_response=hook.check_response,
         policy=RetryPolicy(retries=2, max_wait=0),
     )
-    api.api_faults.add(status=503, retry_after=0, times=1)
     request = PageRequest(
-        url=hook.url_from_endpoint(export),
-        data={"format": "csv", "pad": PAD},
+        url=hook.url_from_endpoint(endpoint),
+        data={"pad": PAD, **query},
         headers={},
         data_in_query=True,
     )
-    try:
-        summary = stream_to_storage(
-            fetcher,
-            request,
-            f"file://{tmp_path}/export.csv",
-            response_format="csv",
-            decompress=None,
-            owner=None,
-            log=hook.log,
-            progress_interval=0,
-        )
-    finally:
-        close_session(session)
+
+    def run() -> dict[str, Any]:
+        try:
+            return stream_to_storage(
+                fetcher,
+                request,
+                target,
+                response_format=response_format,
+                decompress=None,
+                owner=None,
+                log=hook.log,
+                progress_interval=0,
+            )
+        finally:
+            close_session(session)
+
+    return fetcher, run
+
+
+def test_the_hook_path_streams_through_a_fetcher_of_the_hooks_session(
+    api: DevServer, export: str, tmp_path: Path
+) -> None:
+    api.api_faults.add(status=503, retry_after=0, times=1)
+    _, run = hook_download(export, f"file://{tmp_path}/export.csv", {"format": "csv"}, "csv")
+    summary = run()
     assert summary["records"] == RECORDS
     assert summary["retries"] == 1  # the 503, retried within the fetcher's policy
     assert (tmp_path / "export.csv").read_bytes() == served(api, export, format="csv")
+
+
+@pytest.mark.parametrize(
+    ("gzip_as", "decompress"),
+    [
+        ("file", None),  # kept compressed, its records counted on a side decompressor
+        ("file", True),
+        ("encoding", None),  # Content-Encoding: gzip, decoded on the way
+    ],
+)
+def test_a_gzip_answer_cut_inside_its_member_is_refused_and_nothing_is_published(
+    export: str, tmp_path: Path, gzip_as: str, decompress: bool | None
+) -> None:
+    """The HTTP answer is whole (its Content-Length says so) but the gzip stream in it stops
+    before its end: that is not the export, whatever the records counted so far."""
+    operator = download(
+        export,
+        str(tmp_path / "export.ndjson"),
+        gzip=gzip_as,
+        cut=8,  # the member's trailer (its CRC and size)
+        response_format="ndjson",
+        decompress=decompress,
+        page_retries=0,
+    )
+    with pytest.raises(ApiError, match="not valid gzip"):
+        operator.execute({})
+    assert list(tmp_path.iterdir()) == []
+
+
+@FRAMINGS
+def test_a_download_whose_session_is_closed_midway_publishes_nothing(
+    export: str, tmp_path: Path, framing: dict[str, Any]
+) -> None:
+    """Closing the session is a stop on its own, whoever closes it and whatever the writer's
+    state: the answer it cut short is never taken for a whole one."""
+    fetcher, run = hook_download(
+        export,
+        f"file://{tmp_path}/export.ndjson",
+        {"format": "ndjson", "pad": 2000, "pace": 0.1, **framing},
+        "ndjson",
+    )
+    threading.Timer(0.5, fetcher.close).start()
+    with pytest.raises(PullStopped, match="stopped"):
+        run()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
