@@ -731,9 +731,12 @@ def private_key_type(pem: str, passphrase: str | None = None) -> str:
             pem.encode(), password=passphrase.encode() if passphrase else None
         )
     except (ValueError, TypeError) as exc:
+        # By the key's own header, not only by cryptography's message: a wrong passphrase
+        # sometimes decrypts to bytes that merely fail to parse ("could not deserialize").
+        encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or "4,ENCRYPTED" in pem
         reason = (
             "wrong or missing passphrase"
-            if "password" in str(exc).lower()
+            if encrypted or "password" in str(exc).lower()
             else "not a PEM private key"
         )
         raise OAuthCCConfigError("private_key", f"cannot be parsed ({reason})") from None

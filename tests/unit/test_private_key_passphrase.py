@@ -56,3 +56,24 @@ def test_wrong_or_missing_passphrase_is_a_clear_config_error(
 @pytest.mark.parametrize("kind", ["RSA", "EC"])
 def test_right_passphrase_is_accepted(kind: str) -> None:
     assert config(encrypted_pem(kind), RIGHT).private_key_passphrase == RIGHT
+
+
+def test_a_wrong_passphrase_that_decrypts_to_garbage_still_names_the_passphrase() -> None:
+    """About one wrong passphrase in 256 decrypts a PKCS#8 key to bytes whose padding looks
+    right: cryptography then says it cannot deserialize the key data, and not that the password
+    is wrong. The error must still point at the passphrase, not at the key's format."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    pem = encrypted_pem("EC")
+    for attempt in range(20_000):
+        wrong = f"{WRONG}-{attempt}"
+        try:
+            load_pem_private_key(pem.encode(), password=wrong.encode())
+        except ValueError as exc:
+            if "password" not in str(exc).lower():
+                break
+    else:
+        pytest.fail("no wrong passphrase decrypted to garbage in 20,000 attempts")
+    with pytest.raises(OAuthCCConfigError, match="passphrase") as info:
+        config(pem, wrong)
+    assert wrong not in str(info.value)
