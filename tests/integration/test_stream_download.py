@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +303,7 @@ def test_on_s3_a_failed_or_killed_download_leaves_no_object_and_no_upload(
 
 def hook_download(
     endpoint: str, target: str, query: dict[str, Any], response_format: str
-) -> tuple[PageFetcher, Any]:
+) -> tuple[PageFetcher, Callable[[], dict[str, Any]]]:
     """A fetcher of the hook's session (as ``OAuthCCHook.pull_to`` makes), and a function that
     streams ``endpoint``'s answer through it to ``target`` and closes the session."""
     hook = OAuthCCHook(oauth_conn_id="crm")
